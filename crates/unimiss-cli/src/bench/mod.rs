@@ -1,0 +1,1 @@
+//! Benchmark families, one module each (`ops`, `model`, `data`, `train`, `transfer`).

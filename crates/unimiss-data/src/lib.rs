@@ -1,0 +1,1 @@
+//! unimiss-data (being built).

@@ -1,0 +1,1 @@
+//! unimiss-model (being built).

@@ -1,0 +1,1 @@
+//! Tensor operators that candle 0.11 lacks, with backward passes.

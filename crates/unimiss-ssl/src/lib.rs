@@ -1,0 +1,1 @@
+//! unimiss-ssl (being built).

@@ -1,0 +1,1 @@
+//! unimiss-tasks (being built).

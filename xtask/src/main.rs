@@ -1,0 +1,68 @@
+//! `cargo xtask <verb> [args…]`: the project's runner.
+//!
+//! xtask is built in the dev profile by the `cargo xtask` alias and has no candle dependency, so
+//! it compiles in seconds. It holds no logic of its own: every verb (`pretrain`, `bench`, `embed`,
+//! `convert`, `export`, `plot`, `finetune`, …) is forwarded to the optimised `unimiss` binary of
+//! the `unimiss-cli` crate, which cargo builds in the release profile first. `cargo xtask help`
+//! lists the verbs.
+//!
+//! Options read by xtask itself, before the verb:
+//! - `--cuda`: build the binary with `--features cuda` (needs the CUDA toolkit, see the README).
+//! - `--nccl`: build with `--features nccl` (implies CUDA) for multi-GPU data-parallel training.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+fn project_root() -> PathBuf {
+    // CARGO_MANIFEST_DIR is xtask/; the workspace root is its parent.
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut features: Vec<&str> = Vec::new();
+    while let Some(first) = args.first() {
+        match first.as_str() {
+            "--cuda" => features.push("unimiss-cli/cuda"),
+            "--nccl" => features.push("unimiss-cli/nccl"),
+            _ => break,
+        }
+        args.remove(0);
+    }
+    if args.is_empty() {
+        args.push("help".into());
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    // The binary runs in the caller's directory, so relative paths on the command line mean what
+    // the user meant; UNIMISS_ROOT tells it where the repository (and its shipped sample) is.
+    let root = project_root();
+    cmd.env("UNIMISS_ROOT", &root)
+        .arg("run")
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .args(["--release", "--package", "unimiss-cli", "--bin", "unimiss"]);
+    if !features.is_empty() {
+        cmd.arg("--features").arg(features.join(","));
+    }
+    cmd.arg("--").args(&args);
+    let status = cmd
+        .status()
+        .map_err(|e| anyhow::anyhow!("could not start cargo: {e}"))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
