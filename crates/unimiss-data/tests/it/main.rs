@@ -1,0 +1,9 @@
+//! Integration tests of unimiss-data (one binary, see style anchors W8).
+#![allow(clippy::unwrap_used)]
+
+mod augment;
+mod bad_input;
+mod common;
+mod loader;
+mod manifest;
+mod nifti;
