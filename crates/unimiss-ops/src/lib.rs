@@ -1,1 +1,49 @@
 //! Tensor operators that candle 0.11 lacks, with backward passes.
+//!
+//! Every function here returns a `candle::Result` and is differentiable through candle's
+//! autograd: gradients reach every input and parameter (unlike candle-nn's fused
+//! `layer_norm`/`softmax_last_dim`, which record no backward).
+//!
+//! - [`conv2d`], [`conv3d`]: convolutions with per-axis stride, padding and dilation.
+//! - [`conv_transpose2d`], [`conv_transpose3d`]: transposed convolutions (PyTorch layout
+//!   `[C_in, C_out, k..]`, output padding).
+//! - [`instance_norm`], [`layer_norm`], [`softmax_last_dim`], [`leaky_relu`].
+//! - [`interp`]: bicubic, bilinear and trilinear resizing with PyTorch's `align_corners=False`
+//!   semantics, including the scale-factor mode.
+//!
+//! Bad arguments (rank, channel mismatch, zero stride, kernel larger than the padded input)
+//! give an error naming the op and the shapes, never a panic.
+//!
+//! ```
+//! use candle::{Device, Tensor, Var};
+//! use unimiss_ops::{conv3d, ConvParams};
+//!
+//! let dev = Device::Cpu;
+//! let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 1, 4, 9, 9), &dev)?)?;
+//! let w = Var::from_tensor(&Tensor::randn(0f32, 0.1, (8, 1, 3, 3, 3), &dev)?)?;
+//! let y = conv3d(&x, &w, None, &ConvParams::new([1, 2, 2], [1, 1, 1]))?;
+//! assert_eq!(y.dims(), [2, 8, 4, 5, 5]);
+//! let grads = y.sqr()?.sum_all()?.backward()?;
+//! assert_eq!(grads.get(&w).map(|g| g.dims().to_vec()), Some(vec![8, 1, 3, 3, 3]));
+//! # Ok::<(), candle::Error>(())
+//! ```
+
+mod activation;
+mod cpu_util;
+mod conv;
+pub mod interp;
+mod norm;
+
+pub use activation::{leaky_relu, softmax_last_dim};
+pub use conv::{
+    ConvParams, ConvTransposeParams, conv_transpose2d, conv_transpose3d, conv2d, conv3d, set_conv_column_budget,
+};
+pub use norm::{instance_norm, layer_norm};
+
+/// The composed implementations (candle primitives only, any device and float dtype) that the
+/// public ops fall back to off the CPU kernels; exposed as test oracles.
+pub mod reference {
+    pub use crate::activation::{leaky_relu_composed as leaky_relu, softmax_composed as softmax_last_dim};
+    pub use crate::conv::reference::{conv_transpose3d, conv3d};
+    pub use crate::norm::{instance_norm_composed as instance_norm, layer_norm_composed as layer_norm};
+}

@@ -1,0 +1,51 @@
+//! Softmax over the last axis and LeakyReLU, both differentiable.
+//!
+//! On the CPU (f32/f64) both run as fused kernels with fused backward passes; elsewhere they are
+//! composed from differentiable candle primitives.
+
+mod cpu;
+
+use candle::{D, DType, Result, Tensor, bail};
+
+fn fused(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
+/// Softmax over the last axis, with gradients (unlike `candle_nn::ops::softmax_last_dim`).
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let Some(&len) = x.dims().last() else {
+        bail!("softmax_last_dim: input must have rank >= 1, got a scalar")
+    };
+    if len == 0 {
+        bail!("softmax_last_dim: last axis is empty (shape {:?})", x.dims())
+    }
+    if fused(x) {
+        return x.contiguous()?.apply_op1(cpu::Softmax { len });
+    }
+    softmax_composed(x)
+}
+
+/// [`softmax_last_dim`] composed from candle primitives.
+pub fn softmax_composed(x: &Tensor) -> Result<Tensor> {
+    if x.rank() == 0 {
+        bail!("softmax_last_dim: input must have rank >= 1, got a scalar")
+    }
+    // The shift does not change the result, so it needs no gradient.
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+/// LeakyReLU (PyTorch `LeakyReLU`): `x` where `x > 0`, else `negative_slope * x`; the gradient
+/// at `x <= 0` is `negative_slope` on the CPU kernel.
+pub fn leaky_relu(x: &Tensor, negative_slope: f64) -> Result<Tensor> {
+    if fused(x) {
+        return x.contiguous()?.apply_op1(cpu::LeakyRelu { slope: negative_slope });
+    }
+    leaky_relu_composed(x, negative_slope)
+}
+
+/// [`leaky_relu`] composed from candle primitives (gradient 0 at exactly `x = 0`).
+pub fn leaky_relu_composed(x: &Tensor, negative_slope: f64) -> Result<Tensor> {
+    x.relu()? - x.neg()?.relu()?.affine(negative_slope, 0.0)?
+}

@@ -1,0 +1,277 @@
+//! CPU convolution engine: vol2col + GEMM, chunked over output rows so that the column buffer
+//! stays bounded, rayon-parallel in the gathers and in the GEMM.
+//!
+//! A "unit" is one output row `(n, od, oh)` of `out[2]` positions; a chunk is a run of units,
+//! possibly spanning samples, so that small late-stage maps still give wide GEMMs. The three
+//! entry points are the forward convolution, its input gradient (which is also the transposed
+//! convolution) and its weight gradient.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use candle::{Result, bail};
+use rayon::prelude::*;
+
+use super::ConvGeom;
+
+/// Element types the engine runs on.
+pub(crate) trait Elem: candle::WithDType + std::ops::AddAssign {
+    const ZERO: Self;
+    const ONE: Self;
+}
+
+impl Elem for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+
+impl Elem for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+
+/// Elements of the column buffer per chunk (default 64 MiB in f32).
+static COL_BUDGET: AtomicUsize = AtomicUsize::new(1 << 24);
+
+/// Sets the column-buffer budget in elements (at least one output row is always processed).
+/// Results do not depend on it; tests lower it to exercise the chunking.
+pub(crate) fn set_column_budget(elements: usize) {
+    COL_BUDGET.store(elements.max(1), Ordering::Relaxed);
+}
+
+/// A read-only matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
+struct Mat<'a, T> {
+    data: &'a [T],
+    rs: usize,
+    cs: usize,
+}
+
+/// `dst[m x n]` (row stride `n`) = `(acc ? dst : 0) + a[m x k] * b[k x n]`.
+fn gemm<T: Elem>(m: usize, n: usize, k: usize, dst: &mut [T], acc: bool, a: Mat<T>, b: Mat<T>) -> Result<()> {
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let fits = |mat: &Mat<T>, rows: usize, cols: usize| (rows - 1) * mat.rs + (cols - 1) * mat.cs < mat.data.len();
+    if k == 0 || dst.len() < m * n || !fits(&a, m, k) || !fits(&b, k, n) {
+        bail!("conv gemm: buffers too small for {m}x{k} * {k}x{n}")
+    }
+    let threads = candle::utils::get_num_threads();
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: every index the kernel touches, (i * rs + j * cs) for i < rows and j < cols, was
+    // checked against the slice lengths above; dst is exclusively borrowed and does not alias a or b.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            acc,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+    Ok(())
+}
+
+/// Output positions `[lo, hi)` along one axis whose input index `o * s + off - p` lies in
+/// `[0, len)`.
+fn valid_range(off: usize, p: usize, s: usize, len: usize, n_out: usize) -> (usize, usize) {
+    let lo = if off >= p { 0 } else { (p - off).div_ceil(s) };
+    let hi = if len + p <= off { 0 } else { ((len - 1 + p - off) / s + 1).min(n_out) };
+    (lo.min(n_out), hi.max(lo.min(n_out)))
+}
+
+/// Input index along an axis for output `o` and tap `k`, if inside the input.
+fn input_index(g: &ConvGeom, axis: usize, o: usize, k: usize) -> Option<usize> {
+    let i = (o * g.stride[axis] + k * g.dilation[axis]).checked_sub(g.padding[axis])?;
+    (i < g.input[axis]).then_some(i)
+}
+
+/// Chunking of the output rows.
+struct Chunks {
+    total: usize,
+    per: usize,
+}
+
+impl Chunks {
+    fn new(g: &ConvGeom) -> Self {
+        let total = g.n * g.out[0] * g.out[1];
+        let per_unit = g.c * g.taps() * g.out[2];
+        let budget = COL_BUDGET.load(Ordering::Relaxed);
+        Chunks { total, per: (budget / per_unit.max(1)).clamp(1, total.max(1)) }
+    }
+
+    /// `(first unit, unit count)` of every chunk.
+    fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.total).step_by(self.per).map(|u0| (u0, self.per.min(self.total - u0)))
+    }
+}
+
+/// Fills `col [c * taps, units * out[2]]` for the units `[u0, u0 + units)`.
+fn vol2col<T: Elem>(g: &ConvGeom, x: &[T], u0: usize, units: usize, col: &mut [T]) {
+    let (wo, taps) = (g.out[2], g.taps());
+    let lc = units * wo;
+    let (kh, kw) = (g.kernel[1], g.kernel[2]);
+    let plane = g.input[1] * g.input[2];
+    col.par_chunks_mut(lc).enumerate().for_each(|(r, row)| {
+        let (c, tap) = (r / taps, r % taps);
+        let (tkd, tkh, tkw) = (tap / (kh * kw), (tap / kw) % kh, tap % kw);
+        let off = tkw * g.dilation[2];
+        let (lo, hi) = valid_range(off, g.padding[2], g.stride[2], g.input[2], wo);
+        for (i, dst) in row.chunks_mut(wo).enumerate() {
+            let u = u0 + i;
+            let (n, od, oh) = (u / (g.out[0] * g.out[1]), (u / g.out[1]) % g.out[0], u % g.out[1]);
+            let (Some(id), Some(ih)) = (input_index(g, 0, od, tkd), input_index(g, 1, oh, tkh)) else {
+                dst.fill(T::ZERO);
+                continue;
+            };
+            let base = ((n * g.c + c) * g.input[0] + id) * plane + ih * g.input[2];
+            let src = &x[base..base + g.input[2]];
+            dst[..lo].fill(T::ZERO);
+            dst[hi..].fill(T::ZERO);
+            let s = g.stride[2];
+            if lo < hi {
+                let first = lo * s + off - g.padding[2];
+                if s == 1 {
+                    dst[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+                } else {
+                    for (j, d) in dst[lo..hi].iter_mut().enumerate() {
+                        *d = src[first + j * s];
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Adds `col [c * taps, units * out[2]]` back into `gx [n, c, input]` (the adjoint of `vol2col`).
+fn col2vol<T: Elem>(g: &ConvGeom, col: &[T], u0: usize, units: usize, gx: &mut [T]) {
+    let (wo, taps) = (g.out[2], g.taps());
+    let lc = units * wo;
+    let (kh, kw) = (g.kernel[1], g.kernel[2]);
+    let per_sample = g.out[0] * g.out[1];
+    gx.par_chunks_mut(g.in_len()).enumerate().for_each(|(p, plane)| {
+        let (n, c) = (p / g.c, p % g.c);
+        let lo_u = u0.max(n * per_sample);
+        let hi_u = (u0 + units).min((n + 1) * per_sample);
+        if lo_u >= hi_u {
+            return;
+        }
+        for tap in 0..taps {
+            let (tkd, tkh, tkw) = (tap / (kh * kw), (tap / kw) % kh, tap % kw);
+            let off = tkw * g.dilation[2];
+            let (lo, hi) = valid_range(off, g.padding[2], g.stride[2], g.input[2], wo);
+            if lo >= hi {
+                continue;
+            }
+            let row = &col[(c * taps + tap) * lc..][..lc];
+            for u in lo_u..hi_u {
+                let (od, oh) = ((u / g.out[1]) % g.out[0], u % g.out[1]);
+                let (Some(id), Some(ih)) = (input_index(g, 0, od, tkd), input_index(g, 1, oh, tkh)) else {
+                    continue;
+                };
+                let src = &row[(u - u0) * wo..][..wo];
+                let dst = &mut plane[(id * g.input[1] + ih) * g.input[2]..][..g.input[2]];
+                let (s, first) = (g.stride[2], lo * g.stride[2] + off - g.padding[2]);
+                for (j, v) in src[lo..hi].iter().enumerate() {
+                    dst[first + j * s] += *v;
+                }
+            }
+        }
+    });
+}
+
+/// Runs of a chunk that lie in one sample: `(n, offset in the chunk, offset in the sample, len)`,
+/// all in elements of one channel row.
+fn segments(g: &ConvGeom, u0: usize, units: usize) -> Vec<(usize, usize, usize, usize)> {
+    let (wo, per_sample) = (g.out[2], g.out[0] * g.out[1]);
+    let mut out = Vec::new();
+    let mut u = u0;
+    while u < u0 + units {
+        let n = u / per_sample;
+        let end = ((n + 1) * per_sample).min(u0 + units);
+        out.push((n, (u - u0) * wo, (u - n * per_sample) * wo, (end - u) * wo));
+        u = end;
+    }
+    out
+}
+
+/// Copies the chunk matrix `tmp [o, units * out[2]]` into `y [n, o, out]`.
+fn scatter_chunk<T: Elem>(g: &ConvGeom, u0: usize, units: usize, tmp: &[T], y: &mut [T]) {
+    let (lc, l) = (units * g.out[2], g.out_len());
+    for (n, t0, y0, len) in segments(g, u0, units) {
+        for o in 0..g.o {
+            y[(n * g.o + o) * l + y0..][..len].copy_from_slice(&tmp[o * lc + t0..][..len]);
+        }
+    }
+}
+
+/// Copies the chunk's part of `y [n, o, out]` into `tmp [o, units * out[2]]`.
+fn gather_chunk<T: Elem>(g: &ConvGeom, u0: usize, units: usize, y: &[T], tmp: &mut [T]) {
+    let (lc, l) = (units * g.out[2], g.out_len());
+    for (n, t0, y0, len) in segments(g, u0, units) {
+        for o in 0..g.o {
+            tmp[o * lc + t0..][..len].copy_from_slice(&y[(n * g.o + o) * l + y0..][..len]);
+        }
+    }
+}
+
+/// `y [n, o, out] = conv(x [n, c, input], w [o, c * taps])`.
+pub(crate) fn forward<T: Elem>(g: &ConvGeom, x: &[T], w: &[T]) -> Result<Vec<T>> {
+    let ck = g.c * g.taps();
+    let chunks = Chunks::new(g);
+    let mut y = vec![T::ZERO; g.n * g.o * g.out_len()];
+    let mut col = vec![T::ZERO; ck * chunks.per * g.out[2]];
+    let mut tmp = vec![T::ZERO; g.o * chunks.per * g.out[2]];
+    for (u0, units) in chunks.iter() {
+        let lc = units * g.out[2];
+        vol2col(g, x, u0, units, &mut col[..ck * lc]);
+        gemm(g.o, lc, ck, &mut tmp, false, Mat { data: w, rs: ck, cs: 1 }, Mat { data: &col, rs: lc, cs: 1 })?;
+        scatter_chunk(g, u0, units, &tmp, &mut y);
+    }
+    Ok(y)
+}
+
+/// `gx [n, c, input]` from `gy [n, o, out]` and `w [o, c * taps]`: the input gradient of the
+/// convolution, which is also the transposed convolution of `gy`.
+pub(crate) fn grad_input<T: Elem>(g: &ConvGeom, gy: &[T], w: &[T]) -> Result<Vec<T>> {
+    let ck = g.c * g.taps();
+    let chunks = Chunks::new(g);
+    let mut gx = vec![T::ZERO; g.n * g.c * g.in_len()];
+    let mut col = vec![T::ZERO; ck * chunks.per * g.out[2]];
+    let mut tmp = vec![T::ZERO; g.o * chunks.per * g.out[2]];
+    for (u0, units) in chunks.iter() {
+        let lc = units * g.out[2];
+        gather_chunk(g, u0, units, gy, &mut tmp);
+        gemm(ck, lc, g.o, &mut col, false, Mat { data: w, rs: 1, cs: ck }, Mat { data: &tmp, rs: lc, cs: 1 })?;
+        col2vol(g, &col[..ck * lc], u0, units, &mut gx);
+    }
+    Ok(gx)
+}
+
+/// `gw [o, c * taps]` from `x [n, c, input]` and `gy [n, o, out]`.
+pub(crate) fn grad_weight<T: Elem>(g: &ConvGeom, x: &[T], gy: &[T]) -> Result<Vec<T>> {
+    let ck = g.c * g.taps();
+    let chunks = Chunks::new(g);
+    let mut gw = vec![T::ZERO; g.o * ck];
+    let mut col = vec![T::ZERO; ck * chunks.per * g.out[2]];
+    let mut tmp = vec![T::ZERO; g.o * chunks.per * g.out[2]];
+    for (i, (u0, units)) in chunks.iter().enumerate() {
+        let lc = units * g.out[2];
+        vol2col(g, x, u0, units, &mut col[..ck * lc]);
+        gather_chunk(g, u0, units, gy, &mut tmp);
+        gemm(g.o, ck, lc, &mut gw, i > 0, Mat { data: &tmp, rs: lc, cs: 1 }, Mat { data: &col, rs: 1, cs: lc })?;
+    }
+    Ok(gw)
+}

@@ -1,0 +1,76 @@
+//! The composed paths (used on CUDA and for dtypes the CPU kernels do not take) against the CPU
+//! kernels: forward and every gradient in f64 through `unimiss_ops::reference`, and the dtype
+//! routing by running the public ops in f16 (which the CPU kernels do not take).
+
+use candle::{DType, Result, Tensor, Var};
+use unimiss_ops::{
+    ConvParams, ConvTransposeParams, conv_transpose3d, conv3d, instance_norm, layer_norm, leaky_relu, reference,
+    softmax_last_dim,
+};
+
+use crate::common::{Tol, assert_close, dot, tensor, values, var};
+
+/// f16 has an 11-bit mantissa; sums of a few dozen products stay within this.
+const F16: Tol = Tol { rel: 1e-2, abs: 2e-2 };
+const SAME: Tol = Tol { rel: 1e-9, abs: 1e-9 };
+
+type Op<'a> = &'a dyn Fn(&[Tensor]) -> Result<Tensor>;
+
+/// Compares `kernel` and `composed` on `inputs`: forward, gradients of every input in f64, and
+/// the public op in f16 (routed to the composition).
+fn compare(what: &str, inputs: &[Var], kernel: Op, composed: Op) -> Result<()> {
+    let ts: Vec<Tensor> = inputs.iter().map(|v| v.as_tensor().clone()).collect();
+    let (yk, yc) = (kernel(&ts)?, composed(&ts)?);
+    assert_close(&format!("{what} forward"), &values(&yc)?, &values(&yk)?, SAME);
+    let r = tensor(77, yk.dims())?;
+    let (gk, gc) = (dot(&yk, &r)?.backward()?, dot(&yc, &r)?.backward()?);
+    for (i, v) in inputs.iter().enumerate() {
+        let get = |g: &candle::backprop::GradStore| -> Result<Vec<f64>> {
+            values(g.get(v).ok_or_else(|| candle::Error::Msg(format!("{what}: no gradient for input {i}")))?)
+        };
+        assert_close(&format!("{what} grad {i}"), &get(&gc)?, &get(&gk)?, SAME);
+    }
+    let half: Vec<Tensor> = ts.iter().map(|t| t.to_dtype(DType::F16)).collect::<Result<_>>()?;
+    assert_close(&format!("{what} f16"), &values(&kernel(&half)?)?, &values(&yk)?, F16);
+    Ok(())
+}
+
+#[test]
+fn composed_paths_match_kernels() -> Result<()> {
+    let x = var(1, &[2, 3, 4, 6, 5])?;
+    let w = Var::from_tensor(&(tensor(2, &[4, 3, 3, 3, 3])? * 0.3)?)?;
+    let b = var(3, &[4])?;
+    let p = ConvParams::new([1, 2, 2], [1, 1, 1]);
+    compare(
+        "conv3d",
+        &[x.clone(), w, b],
+        &|t| conv3d(&t[0], &t[1], Some(&t[2]), &p),
+        &|t| reference::conv3d(&t[0], &t[1], Some(&t[2]), &p),
+    )?;
+
+    let wt = Var::from_tensor(&(tensor(4, &[3, 2, 2, 3, 2])? * 0.3)?)?;
+    let bt = var(5, &[2])?;
+    let pt = ConvTransposeParams::new([2, 1, 2]).with_padding([0, 1, 0], [1, 0, 0]);
+    compare(
+        "conv_transpose3d",
+        &[x.clone(), wt, bt],
+        &|t| conv_transpose3d(&t[0], &t[1], Some(&t[2]), &pt),
+        &|t| reference::conv_transpose3d(&t[0], &t[1], Some(&t[2]), &pt),
+    )?;
+
+    compare(
+        "instance_norm",
+        &[x.clone(), var(6, &[3])?, var(7, &[3])?],
+        &|t| instance_norm(&t[0], Some(&t[1]), Some(&t[2]), 1e-5),
+        &|t| reference::instance_norm(&t[0], Some(&t[1]), Some(&t[2]), 1e-5),
+    )?;
+    compare(
+        "layer_norm",
+        &[x.clone(), var(8, &[5])?, var(9, &[5])?],
+        &|t| layer_norm(&t[0], &t[1], &t[2], 1e-5),
+        &|t| reference::layer_norm(&t[0], &t[1], &t[2], 1e-5),
+    )?;
+    compare("softmax", &[x.clone()], &|t| softmax_last_dim(&t[0]), &|t| reference::softmax_last_dim(&t[0]))?;
+    compare("leaky_relu", &[x], &|t| leaky_relu(&t[0], 0.01), &|t| reference::leaky_relu(&t[0], 0.01))?;
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! Integration tests of unimiss-ops: each op against a direct-loop f64 reference, each backward
+//! against central finite differences, and bad arguments.
+
+mod common;
+mod composed;
+mod conv;
+mod interp;
+mod norm;

@@ -1,0 +1,116 @@
+//! Instance norm, layer norm, softmax and LeakyReLU against direct-loop f64 references.
+
+use candle::{DType, Result, Tensor, Var};
+use unimiss_ops::{instance_norm, layer_norm, leaky_relu, softmax_last_dim};
+
+use crate::common::{F32, F64, FD, assert_close, dot, finite_diff, probe_indices, tensor, values, var};
+
+/// Normalises each consecutive group of `len` values (biased variance).
+fn normalise_groups(x: &[f64], len: usize, eps: f64) -> Vec<f64> {
+    x.chunks(len)
+        .flat_map(|g| {
+            let mean = g.iter().sum::<f64>() / len as f64;
+            let var = g.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / len as f64;
+            g.iter().map(move |v| (v - mean) / (var + eps).sqrt()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Checks `f(vars)` against `reference` and its gradients by finite differences for every var.
+fn check_grads(what: &str, vars: &[&Var], f: &dyn Fn() -> Result<Tensor>, reference: &[f64]) -> Result<()> {
+    let y = f()?;
+    assert_close(&format!("{what} forward"), &values(&y)?, reference, F64);
+    let r = tensor(999, y.dims())?;
+    let grads = dot(&y, &r)?.backward()?;
+    let loss = || dot(&f()?, &r)?.to_scalar::<f64>();
+    for (i, v) in vars.iter().enumerate() {
+        let g = values(grads.get(v).ok_or_else(|| candle::Error::Msg(format!("{what}: no gradient for input {i}")))?)?;
+        let idx = probe_indices(g.len(), 8);
+        let numeric = finite_diff(v, &idx, &loss)?;
+        let analytic: Vec<f64> = idx.iter().map(|&j| g[j]).collect();
+        assert_close(&format!("{what} finite differences input {i}"), &analytic, &numeric, FD);
+        assert!(g.iter().any(|v| *v != 0.0), "{what}: gradient of input {i} is all zero");
+    }
+    Ok(())
+}
+
+#[test]
+fn instance_norm_matches_reference() -> Result<()> {
+    for (seed, dims) in [(1u64, vec![2, 3, 3, 4, 5]), (2, vec![3, 2, 5, 7])] {
+        let c = dims[1];
+        let spatial: usize = dims[2..].iter().product();
+        let x = var(seed, &dims)?;
+        // Shift and scale so that the normalisation matters.
+        let (w, b) = (var(seed + 1, &[c])?, var(seed + 2, &[c])?);
+        let xn = normalise_groups(&values(&x)?, spatial, 1e-5);
+        let (wv, bv) = (values(&w)?, values(&b)?);
+        let expected: Vec<f64> =
+            xn.iter().enumerate().map(|(i, v)| v * wv[(i / spatial) % c] + bv[(i / spatial) % c]).collect();
+        let f = || instance_norm(&x, Some(&w), Some(&b), 1e-5);
+        check_grads(&format!("instance_norm {dims:?}"), &[&x, &w, &b], &f, &expected)?;
+        let plain = instance_norm(&x, None, None, 1e-5)?;
+        assert_close("instance_norm without affine", &values(&plain)?, &xn, F64);
+        let y32 = instance_norm(&x.to_dtype(DType::F32)?, Some(&w.to_dtype(DType::F32)?), Some(&b.to_dtype(DType::F32)?), 1e-5)?;
+        assert_close("instance_norm f32", &values(&y32)?, &expected, F32);
+    }
+    Ok(())
+}
+
+#[test]
+fn layer_norm_matches_reference() -> Result<()> {
+    let dims = [2, 5, 7];
+    let x = var(11, &dims)?;
+    let (w, b) = (var(12, &[7])?, var(13, &[7])?);
+    let xn = normalise_groups(&values(&x)?, 7, 1e-6);
+    let (wv, bv) = (values(&w)?, values(&b)?);
+    let expected: Vec<f64> = xn.iter().enumerate().map(|(i, v)| v * wv[i % 7] + bv[i % 7]).collect();
+    let f = || layer_norm(&x, &w, &b, 1e-6);
+    check_grads("layer_norm", &[&x, &w, &b], &f, &expected)?;
+    let y32 = layer_norm(&x.to_dtype(DType::F32)?, &w.to_dtype(DType::F32)?, &b.to_dtype(DType::F32)?, 1e-6)?;
+    assert_close("layer_norm f32", &values(&y32)?, &expected, F32);
+    // A strided (transposed) input gives the same result as its contiguous copy.
+    let xt = x.as_tensor().transpose(0, 1)?;
+    let y_t = layer_norm(&xt, &w, &b, 1e-6)?;
+    let y_c = layer_norm(&xt.contiguous()?, &w, &b, 1e-6)?;
+    assert_close("layer_norm strided", &values(&y_t)?, &values(&y_c)?, F64);
+    Ok(())
+}
+
+#[test]
+fn softmax_matches_reference() -> Result<()> {
+    let x = Var::from_tensor(&(tensor(21, &[3, 4, 9])? * 5.0)?)?;
+    let expected: Vec<f64> = values(&x)?
+        .chunks(9)
+        .flat_map(|row| {
+            let m = row.iter().cloned().fold(f64::MIN, f64::max);
+            let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
+            row.iter().map(move |v| (v - m).exp() / s).collect::<Vec<_>>()
+        })
+        .collect();
+    check_grads("softmax", &[&x], &|| softmax_last_dim(&x), &expected)?;
+    let y32 = softmax_last_dim(&x.to_dtype(DType::F32)?)?;
+    assert_close("softmax f32", &values(&y32)?, &expected, F32);
+    Ok(())
+}
+
+#[test]
+fn leaky_relu_matches_reference() -> Result<()> {
+    let x = var(31, &[4, 3, 5])?;
+    let expected: Vec<f64> = values(&x)?.iter().map(|&v| if v > 0.0 { v } else { 0.01 * v }).collect();
+    check_grads("leaky_relu", &[&x], &|| leaky_relu(&x, 0.01), &expected)
+}
+
+#[test]
+fn norm_bad_arguments_are_errors() -> Result<()> {
+    let x = tensor(1, &[2, 3, 4])?;
+    let msg = |r: Result<Tensor>| r.err().map(|e| e.to_string()).unwrap_or_default();
+    let e = msg(instance_norm(&x.flatten_all()?, None, None, 1e-5));
+    assert!(e.contains("instance_norm") && e.contains("[24]"), "{e}");
+    let e = msg(instance_norm(&x, Some(&tensor(2, &[4])?), None, 1e-5));
+    assert!(e.contains("instance_norm") && e.contains("[4]"), "{e}");
+    let e = msg(layer_norm(&x, &tensor(2, &[3])?, &tensor(3, &[4])?, 1e-5));
+    assert!(e.contains("layer_norm") && e.contains("[3]"), "{e}");
+    let e = msg(softmax_last_dim(&Tensor::new(1f64, &candle::Device::Cpu)?));
+    assert!(e.contains("softmax_last_dim"), "{e}");
+    Ok(())
+}
