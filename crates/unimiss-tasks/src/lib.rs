@@ -1,1 +1,25 @@
-//! unimiss-tasks (being built).
+//! Downstream tasks for UniMiSS: metrics, losses, sliding-window inference, positional-table
+//! resizing for pretrained loading, and synthetic labelled phantoms.
+//!
+//! ```
+//! use unimiss_tasks::metrics::Overlap;
+//! let pred = [true, true, false, false];
+//! let gt = [true, false, true, false];
+//! let o = Overlap::of(&pred, &gt)?;
+//! assert_eq!(o.dice(0.0), Some(0.5));
+//! assert_eq!(o.jaccard(0.0), Some(1.0 / 3.0));
+//! # Ok::<(), unimiss_tasks::TaskError>(())
+//! ```
+
+pub mod dataset;
+pub mod error;
+pub mod labelled;
+pub mod losses;
+pub mod metrics;
+pub mod optim;
+pub mod phantoms;
+pub mod plot;
+pub mod sliding;
+pub mod zoom;
+
+pub use error::{Result, TaskError};
