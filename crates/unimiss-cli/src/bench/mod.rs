@@ -1,1 +1,3 @@
 //! Benchmark families, one module each (`ops`, `model`, `data`, `train`, `transfer`).
+
+pub mod data;

@@ -3,8 +3,13 @@
 
 /// Which benchmark to run.
 #[derive(clap::Subcommand)]
-pub enum Which {}
+pub enum Which {
+    /// Data pipelines: 2D and 3D samples/s by thread count, NIfTI/gzip MB/s.
+    Data(crate::bench::data::Args),
+}
 
 pub fn run(which: Which) -> anyhow::Result<()> {
-    match which {}
+    match which {
+        Which::Data(a) => crate::bench::data::run(a),
+    }
 }

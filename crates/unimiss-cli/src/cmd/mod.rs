@@ -2,6 +2,10 @@
 //! To add a verb: a module here, a variant in `Verb`, an arm in `run`.
 
 pub mod bench;
+pub mod data_files;
+pub mod extract_subvolumes;
+pub mod preview;
+pub mod resample;
 
 /// Every verb of `cargo xtask`.
 #[derive(clap::Subcommand)]
@@ -9,10 +13,19 @@ pub enum Verb {
     /// Benchmarks that print throughput (ops, model, data, train, transfer); `--json FILE` writes them.
     #[command(subcommand)]
     Bench(bench::Which),
+    /// Resample NIfTI volumes to a voxel size (trilinear), e.g. `--spacing 1,1,3`.
+    Resample(resample::Args),
+    /// Cut CT volumes into the official depth-24 sub-volumes (`<stem>_dep<k>.nii.gz`).
+    ExtractSubvolumes(extract_subvolumes::Args),
+    /// A PNG grid of both augmented views of a few samples of a manifest.
+    Preview(preview::Args),
 }
 
 pub fn run(verb: Verb) -> anyhow::Result<()> {
     match verb {
         Verb::Bench(w) => bench::run(w),
+        Verb::Resample(a) => resample::run(a),
+        Verb::ExtractSubvolumes(a) => extract_subvolumes::run(a),
+        Verb::Preview(a) => preview::run(a),
     }
 }
