@@ -21,3 +21,20 @@ pub(crate) fn float_dtype(op: &str, dtypes: &[DType]) -> Result<DType> {
         d => bail!("{op}: the CPU kernel supports f32 and f64, got {d:?}"),
     }
 }
+
+/// The float operations the CPU kernels need beyond [`WithDType`].
+pub(crate) trait Float: WithDType {
+    fn exp(self) -> Self;
+}
+
+impl Float for f32 {
+    fn exp(self) -> Self {
+        f32::exp(self)
+    }
+}
+
+impl Float for f64 {
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+}

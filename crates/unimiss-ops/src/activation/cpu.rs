@@ -4,7 +4,7 @@ use candle::backend::BackendStorage;
 use candle::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use crate::cpu_util::{float_dtype, slice};
+use crate::cpu_util::{Float, float_dtype, slice};
 
 /// Values per rayon task.
 const BLOCK: usize = 16384;
@@ -25,19 +25,18 @@ fn rows_block(len: usize) -> usize {
     (BLOCK / len.max(1)).max(1) * len
 }
 
-fn softmax_rows<T: WithDType>(x: &[T], len: usize) -> Vec<T> {
+fn softmax_rows<T: Float>(x: &[T], len: usize) -> Vec<T> {
     let mut y = vec![T::from_f64(0.0); x.len()];
     y.par_chunks_mut(rows_block(len)).zip(x.par_chunks(rows_block(len))).for_each(|(yb, xb)| {
         for (yr, xr) in yb.chunks_mut(len).zip(xb.chunks(len)) {
-            let max = xr.iter().map(|v| v.to_f64()).fold(f64::NEG_INFINITY, f64::max);
+            let max = xr.iter().copied().fold(xr[0], |a, b| if b > a { b } else { a });
             let mut sum = 0.0;
-            for (o, v) in yr.iter_mut().zip(xr) {
-                let e = (v.to_f64() - max).exp();
-                sum += e;
-                *o = T::from_f64(e);
+            for (o, &v) in yr.iter_mut().zip(xr) {
+                *o = (v - max).exp();
+                sum += o.to_f64();
             }
-            let inv = 1.0 / sum;
-            yr.iter_mut().for_each(|o| *o = T::from_f64(o.to_f64() * inv));
+            let inv = T::from_f64(1.0 / sum);
+            yr.iter_mut().for_each(|o| *o *= inv);
         }
     });
     y

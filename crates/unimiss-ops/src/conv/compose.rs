@@ -55,19 +55,15 @@ fn dilate(x: &Tensor, dim: usize, s: usize) -> Result<Tensor> {
 
 /// Transposed convolution `x [n, c, d, h, w]`, `w [c, o, k..]` in 3D form; `g` is the geometry
 /// of the forward convolution whose input gradient this is (see `conv_transpose_geom`).
-pub(crate) fn conv_transpose(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    g: &ConvGeom,
-    output_padding: [usize; 3],
-) -> Result<Tensor> {
+pub(crate) fn conv_transpose(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeom) -> Result<Tensor> {
     let mut z = x.clone();
     for a in 0..3 {
         z = dilate(&z, 2 + a, g.stride[a])?;
         let reach = (g.dilation[a] * (g.kernel[a] - 1)) as isize;
         let left = reach - g.padding[a] as isize;
-        let right = left + output_padding[a] as isize;
+        // The output padding is what the geometry's input length has beyond the stride pattern.
+        let covered = (g.out[a] - 1) * g.stride[a] + g.dilation[a] * (g.kernel[a] - 1) + 1;
+        let right = left + (g.input[a] + 2 * g.padding[a]) as isize - covered as isize;
         z = z.pad_with_zeros(2 + a, left.max(0) as usize, right.max(0) as usize)?;
         let len = z.dim(2 + a)?;
         let (cut_l, cut_r) = ((-left).max(0) as usize, (-right).max(0) as usize);

@@ -11,7 +11,7 @@ mod op;
 use candle::{DType, Result, Tensor};
 
 pub(crate) use geom::ConvGeom;
-use geom::{conv_geom, conv_transpose_geom, lift};
+use geom::{conv_geom, conv_transpose_geom};
 
 /// Stride, padding and dilation of an `N`-dimensional convolution (PyTorch `Conv{N}d`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,23 +66,14 @@ impl<const N: usize> ConvTransposeParams<N> {
 
 /// 2D convolution: `x [N, C, H, W]`, `w [O, C, kh, kw]`, optional `bias [O]` -> `[N, O, H', W']`.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvParams<2>) -> Result<Tensor> {
-    let g = conv_geom(
-        "conv2d",
-        x.dims(),
-        w.dims(),
-        bias,
-        lift(p.stride, 1),
-        lift(p.padding, 0),
-        lift(p.dilation, 1),
-        2,
-    )?;
+    let g = conv_geom("conv2d", x, w, bias, p)?;
     conv_any(&x.unsqueeze(2)?, &w.unsqueeze(2)?, bias, &g)?.squeeze(2)
 }
 
 /// 3D convolution: `x [N, C, D, H, W]`, `w [O, C, kd, kh, kw]`, optional `bias [O]`
 /// -> `[N, O, D', H', W']`, with `D' = (D + 2p - d(k-1) - 1) / s + 1` per axis (PyTorch).
 pub fn conv3d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvParams<3>) -> Result<Tensor> {
-    let g = conv_geom("conv3d", x.dims(), w.dims(), bias, p.stride, p.padding, p.dilation, 3)?;
+    let g = conv_geom("conv3d", x, w, bias, p)?;
     conv_any(x, w, bias, &g)
 }
 
@@ -94,19 +85,8 @@ pub fn conv_transpose2d(
     bias: Option<&Tensor>,
     p: &ConvTransposeParams<2>,
 ) -> Result<Tensor> {
-    let g = conv_transpose_geom(
-        "conv_transpose2d",
-        x.dims(),
-        w.dims(),
-        bias,
-        lift(p.stride, 1),
-        lift(p.padding, 0),
-        lift(p.output_padding, 0),
-        lift(p.dilation, 1),
-        2,
-    )?;
-    let op = lift(p.output_padding, 0);
-    conv_transpose_any(&x.unsqueeze(2)?, &w.unsqueeze(2)?, bias, &g, op)?.squeeze(2)
+    let g = conv_transpose_geom("conv_transpose2d", x, w, bias, p)?;
+    conv_transpose_any(&x.unsqueeze(2)?, &w.unsqueeze(2)?, bias, &g)?.squeeze(2)
 }
 
 /// 3D transposed convolution: `x [N, C, D, H, W]`, `w [C, O, kd, kh, kw]`, optional `bias [O]`
@@ -117,18 +97,8 @@ pub fn conv_transpose3d(
     bias: Option<&Tensor>,
     p: &ConvTransposeParams<3>,
 ) -> Result<Tensor> {
-    let g = conv_transpose_geom(
-        "conv_transpose3d",
-        x.dims(),
-        w.dims(),
-        bias,
-        p.stride,
-        p.padding,
-        p.output_padding,
-        p.dilation,
-        3,
-    )?;
-    conv_transpose_any(x, w, bias, &g, p.output_padding)
+    let g = conv_transpose_geom("conv_transpose3d", x, w, bias, p)?;
+    conv_transpose_any(x, w, bias, &g)
 }
 
 /// Sets the element budget of the CPU convolution's column buffer (default `1 << 24`, 64 MiB
@@ -157,8 +127,7 @@ pub mod reference {
 
     /// [`conv3d`](super::conv3d) composed from candle primitives (gather + matmul).
     pub fn conv3d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvParams<3>) -> Result<Tensor> {
-        let g = conv_geom("conv3d", x.dims(), w.dims(), bias, p.stride, p.padding, p.dilation, 3)?;
-        compose::conv(x, w, bias, &g)
+        compose::conv(x, w, bias, &conv_geom("conv3d", x, w, bias, p)?)
     }
 
     /// [`conv_transpose3d`](super::conv_transpose3d) composed from candle primitives.
@@ -168,18 +137,7 @@ pub mod reference {
         bias: Option<&Tensor>,
         p: &ConvTransposeParams<3>,
     ) -> Result<Tensor> {
-        let g = conv_transpose_geom(
-            "conv_transpose3d",
-            x.dims(),
-            w.dims(),
-            bias,
-            p.stride,
-            p.padding,
-            p.output_padding,
-            p.dilation,
-            3,
-        )?;
-        compose::conv_transpose(x, w, bias, &g, p.output_padding)
+        compose::conv_transpose(x, w, bias, &conv_transpose_geom("conv_transpose3d", x, w, bias, p)?)
     }
 }
 
@@ -193,16 +151,10 @@ fn conv_any(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeom) -> Resu
 }
 
 /// Transposed convolution in 3D form on whichever engine fits the operands.
-fn conv_transpose_any(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    g: &ConvGeom,
-    output_padding: [usize; 3],
-) -> Result<Tensor> {
+fn conv_transpose_any(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeom) -> Result<Tensor> {
     if on_cpu_engine(x, w) {
         add_bias(op::conv_transpose(x, w, g)?, bias)
     } else {
-        compose::conv_transpose(x, w, bias, g, output_padding)
+        compose::conv_transpose(x, w, bias, g)
     }
 }

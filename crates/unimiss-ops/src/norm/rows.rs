@@ -53,16 +53,41 @@ impl RowNorm {
         }
     }
 
+    /// The affine weights of row `r`, one per column: `w` itself per column, or `buf` filled
+    /// with the row's channel weight.
+    fn row_weights<'a, T: WithDType>(&self, r: usize, w: &'a [T], buf: &'a mut Vec<T>) -> &'a [T] {
+        match self.affine {
+            Affine::PerColumn => w,
+            Affine::PerRow { channels } => {
+                buf.clear();
+                buf.resize(self.len, w[r % channels]);
+                buf
+            }
+        }
+    }
+
     fn forward<T: WithDType>(&self, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
         let mut y = vec![T::from_f64(0.0); x.len()];
-        let block = rows_per_task(self.len) * self.len;
+        let per = rows_per_task(self.len);
+        let block = per * self.len;
         y.par_chunks_mut(block).zip(x.par_chunks(block)).enumerate().for_each(|(t, (yb, xb))| {
             for (i, (yr, xr)) in yb.chunks_mut(self.len).zip(xb.chunks(self.len)).enumerate() {
-                let r = t * rows_per_task(self.len) + i;
+                let r = t * per + i;
                 let (mean, rstd) = stats(xr, self.eps);
-                for (j, (yv, xv)) in yr.iter_mut().zip(xr).enumerate() {
-                    let p = self.param(r, j);
-                    *yv = T::from_f64((xv.to_f64() - mean) * rstd * w[p].to_f64() + b[p].to_f64());
+                let (m, s) = (T::from_f64(mean), T::from_f64(rstd));
+                match self.affine {
+                    Affine::PerColumn => {
+                        for ((yv, &xv), (&wv, &bv)) in yr.iter_mut().zip(xr).zip(w.iter().zip(b)) {
+                            *yv = (xv - m) * s * wv + bv;
+                        }
+                    }
+                    Affine::PerRow { channels } => {
+                        let scale = s * w[r % channels];
+                        let shift = b[r % channels] - m * scale;
+                        for (yv, &xv) in yr.iter_mut().zip(xr) {
+                            *yv = xv * scale + shift;
+                        }
+                    }
                 }
             }
         });
@@ -77,21 +102,23 @@ impl RowNorm {
         let n = self.len as f64;
         gx.par_chunks_mut(block).zip(x.par_chunks(block).zip(gy.par_chunks(block))).enumerate().for_each(
             |(t, (gb, (xb, gyb)))| {
+                let mut buf = Vec::new();
                 let rows = gb.chunks_mut(self.len).zip(xb.chunks(self.len).zip(gyb.chunks(self.len)));
                 for (i, (gr, (xr, gyr))) in rows.enumerate() {
-                    let r = t * per + i;
+                    let wr = self.row_weights(t * per + i, w, &mut buf);
                     let (mean, rstd) = stats(xr, self.eps);
                     let (mut sg, mut sgx) = (0.0, 0.0);
-                    for (j, (xv, gv)) in xr.iter().zip(gyr).enumerate() {
-                        let g = gv.to_f64() * w[self.param(r, j)].to_f64();
+                    for ((xv, gv), wv) in xr.iter().zip(gyr).zip(wr) {
+                        let g = gv.to_f64() * wv.to_f64();
                         sg += g;
-                        sgx += g * (xv.to_f64() - mean) * rstd;
+                        sgx += g * (xv.to_f64() - mean);
                     }
-                    let (mg, mgx) = (sg / n, sgx / n);
-                    for (j, (o, (xv, gv))) in gr.iter_mut().zip(xr.iter().zip(gyr)).enumerate() {
-                        let g = gv.to_f64() * w[self.param(r, j)].to_f64();
-                        let xhat = (xv.to_f64() - mean) * rstd;
-                        *o = T::from_f64(rstd * (g - mg - xhat * mgx));
+                    let (m, s) = (T::from_f64(mean), T::from_f64(rstd));
+                    let mg = T::from_f64(sg / n);
+                    let mgx = T::from_f64(sgx * rstd / n);
+                    for ((o, (&xv, &gv)), &wv) in gr.iter_mut().zip(xr.iter().zip(gyr)).zip(wr) {
+                        let xhat = (xv - m) * s;
+                        *o = s * (gv * wv - mg - xhat * mgx);
                     }
                 }
             },
@@ -134,27 +161,29 @@ impl RowNorm {
     }
 }
 
-/// The normalisation itself: `(x, w, b) -> y`.
-#[derive(Clone, Copy)]
-struct Forward(RowNorm);
+/// The three-operand kernels: the normalisation `(x, w, b) -> y` and its input gradient
 /// `(x, w, gy) -> gx`.
 #[derive(Clone, Copy)]
-struct GradInput(RowNorm);
+struct Norm3 {
+    norm: RowNorm,
+    grad: bool,
+}
+
 /// `(x, gy) -> [2, n_params]`.
 #[derive(Clone, Copy)]
 struct GradParams(RowNorm);
 
-fn run3<T: WithDType>(
-    op: &str,
-    f: impl Fn(&[T], &[T], &[T]) -> Vec<T>,
-    s: [(&CpuStorage, &Layout); 3],
-) -> Result<Vec<T>> {
-    Ok(f(slice(op, s[0].0, s[0].1)?, slice(op, s[1].0, s[1].1)?, slice(op, s[2].0, s[2].1)?))
+impl Norm3 {
+    fn run<T: WithDType>(&self, s: [(&CpuStorage, &Layout); 3]) -> Result<Vec<T>> {
+        let op = self.name();
+        let (a, w, c) = (slice(op, s[0].0, s[0].1)?, slice(op, s[1].0, s[1].1)?, slice(op, s[2].0, s[2].1)?);
+        Ok(if self.grad { self.norm.grad_input(a, w, c) } else { self.norm.forward(a, w, c) })
+    }
 }
 
-impl CustomOp3 for Forward {
+impl CustomOp3 for Norm3 {
     fn name(&self) -> &'static str {
-        "unimiss-row-norm"
+        if self.grad { "unimiss-row-norm-grad-input" } else { "unimiss-row-norm" }
     }
 
     fn cpu_fwd(
@@ -168,12 +197,14 @@ impl CustomOp3 for Forward {
     ) -> Result<(CpuStorage, Shape)> {
         let s = [(s1, l1), (s2, l2), (s3, l3)];
         let out = match float_dtype(self.name(), &[s1.dtype(), s2.dtype(), s3.dtype()])? {
-            DType::F32 => CpuStorage::F32(run3(self.name(), |x, w, b| self.0.forward(x, w, b), s)?),
-            _ => CpuStorage::F64(run3(self.name(), |x, w, b| self.0.forward(x, w, b), s)?),
+            DType::F32 => CpuStorage::F32(self.run(s)?),
+            _ => CpuStorage::F64(self.run(s)?),
         };
         Ok((out, l1.shape().clone()))
     }
 
+    /// Only the normalisation has a backward here; the input-gradient kernel is reached only
+    /// when differentiating a gradient, which candle does not do (it detaches gradients).
     fn bwd(
         &self,
         x: &Tensor,
@@ -182,38 +213,19 @@ impl CustomOp3 for Forward {
         _y: &Tensor,
         gy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        if self.grad {
+            return Err(candle::Error::BackwardNotSupported { op: self.name() });
+        }
         let gy = gy.contiguous()?;
-        let gx = x.track_op().then(|| x.apply_op3(w, &gy, GradInput(self.0))).transpose()?;
+        let grad_op = Norm3 { norm: self.norm, grad: true };
+        let gx = x.track_op().then(|| x.apply_op3(w, &gy, grad_op)).transpose()?;
         let (gw, gb) = if w.track_op() || b.track_op() {
-            let gp = x.apply_op2(&gy, GradParams(self.0))?;
+            let gp = x.apply_op2(&gy, GradParams(self.norm))?;
             (w.track_op().then(|| gp.get(0)).transpose()?, b.track_op().then(|| gp.get(1)).transpose()?)
         } else {
             (None, None)
         };
         Ok((gx, gw, gb))
-    }
-}
-
-impl CustomOp3 for GradInput {
-    fn name(&self) -> &'static str {
-        "unimiss-row-norm-grad-input"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let s = [(s1, l1), (s2, l2), (s3, l3)];
-        let out = match float_dtype(self.name(), &[s1.dtype(), s2.dtype(), s3.dtype()])? {
-            DType::F32 => CpuStorage::F32(run3(self.name(), |x, w, g| self.0.grad_input(x, w, g), s)?),
-            _ => CpuStorage::F64(run3(self.name(), |x, w, g| self.0.grad_input(x, w, g), s)?),
-        };
-        Ok((out, l1.shape().clone()))
     }
 }
 
@@ -234,5 +246,5 @@ impl CustomOp2 for GradParams {
 
 /// Applies the fused normalisation to contiguous copies of `x`, `w`, `b`.
 pub(crate) fn row_norm(x: &Tensor, w: &Tensor, b: &Tensor, norm: RowNorm) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Forward(norm))
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Norm3 { norm, grad: false })
 }

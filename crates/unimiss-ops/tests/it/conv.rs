@@ -3,7 +3,7 @@
 use candle::{DType, Result, Tensor, Var};
 use unimiss_ops::{ConvParams, ConvTransposeParams, conv_transpose2d, conv_transpose3d, conv2d, conv3d};
 
-use crate::common::{F32, F64, FD, Tol, assert_close, dot, finite_diff, probe_indices, tensor, values, var};
+use crate::common::{F32, F64, FD, assert_close, dot, finite_diff, probe_indices, tensor, values, var};
 
 /// One convolution case in 3D form (`x [n, c, d, h, w]`, kernel `[kd, kh, kw]`).
 #[derive(Clone, Copy, Debug)]
@@ -69,38 +69,6 @@ fn conv_out(case: &Case) -> [usize; 3] {
     })
 }
 
-/// Direct-loop forward convolution and its gradients for the upstream gradient `r`.
-fn conv_reference(case: &Case, x: &[f64], w: &[f64], b: &[f64], r: &[f64]) -> Reference {
-    let out = conv_out(case);
-    let xd = [case.n, case.c, case.input[0], case.input[1], case.input[2]];
-    let wd = [case.o, case.c, case.kernel[0], case.kernel[1], case.kernel[2]];
-    let yd = [case.n, case.o, out[0], out[1], out[2]];
-    let mut y = vec![0.0; yd.iter().product()];
-    let (mut gx, mut gw, mut gb) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; case.o]);
-    for n in 0..case.n {
-        for o in 0..case.o {
-            for_each_tap(case, out, |op, ip, k| {
-                let yi = idx5(yd, [n, o, op[0], op[1], op[2]]);
-                for c in 0..case.c {
-                    let xi = idx5(xd, [n, c, ip[0], ip[1], ip[2]]);
-                    let wi = idx5(wd, [o, c, k[0], k[1], k[2]]);
-                    y[yi] += x[xi] * w[wi];
-                    gx[xi] += r[yi] * w[wi];
-                    gw[wi] += r[yi] * x[xi];
-                }
-            });
-        }
-    }
-    if case.bias {
-        for (i, v) in y.iter_mut().enumerate() {
-            let o = (i / out.iter().product::<usize>()) % case.o;
-            *v += b[o];
-            gb[o] += r[i];
-        }
-    }
-    Reference { y, gx, gw, gb }
-}
-
 /// Output size of a transposed convolution.
 fn transpose_out(case: &Case) -> [usize; 3] {
     std::array::from_fn(|a| {
@@ -109,33 +77,43 @@ fn transpose_out(case: &Case) -> [usize; 3] {
     })
 }
 
-/// Direct-loop transposed convolution (a scatter) and its gradients.
-fn transpose_reference(case: &Case, x: &[f64], w: &[f64], b: &[f64], r: &[f64]) -> Reference {
-    let out = transpose_out(case);
-    let xd = [case.n, case.c, case.input[0], case.input[1], case.input[2]];
-    let wd = [case.c, case.o, case.kernel[0], case.kernel[1], case.kernel[2]];
-    let yd = [case.n, case.o, out[0], out[1], out[2]];
+/// Direct-loop convolution or transposed convolution (a scatter: the adjoint of the forward
+/// convolution from its output size back to its input size) and its gradients for the upstream
+/// gradient `r`.
+fn reference(kind: Kind, case: &Case, x: &[f64], w: &[f64], b: &[f64], r: &[f64]) -> Reference {
+    // The forward convolution that relates the two sides: `big` is its input, `small` its output.
+    let (big, small) = match kind {
+        Kind::Conv => (case.input, conv_out(case)),
+        Kind::Transpose => (transpose_out(case), case.input),
+    };
+    let geometry = Case { input: big, ..*case };
+    let (xs, ys) = if kind == Kind::Conv { (big, small) } else { (small, big) };
+    let xd = [case.n, case.c, xs[0], xs[1], xs[2]];
+    let yd = [case.n, case.o, ys[0], ys[1], ys[2]];
+    let wd = if kind == Kind::Conv { [case.o, case.c, 0, 0, 0] } else { [case.c, case.o, 0, 0, 0] };
+    let wd = [wd[0], wd[1], case.kernel[0], case.kernel[1], case.kernel[2]];
     let mut y = vec![0.0; yd.iter().product()];
     let (mut gx, mut gw, mut gb) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; case.o]);
-    // The scatter is the adjoint of a forward conv from `out` to `input`.
-    let adjoint = Case { input: out, ..*case };
     for n in 0..case.n {
         for c in 0..case.c {
-            for_each_tap(&adjoint, case.input, |ip, op, k| {
-                let xi = idx5(xd, [n, c, ip[0], ip[1], ip[2]]);
-                for o in 0..case.o {
-                    let yi = idx5(yd, [n, o, op[0], op[1], op[2]]);
-                    let wi = idx5(wd, [c, o, k[0], k[1], k[2]]);
+            for o in 0..case.o {
+                for_each_tap(&geometry, small, |sp, bp, k| {
+                    let (xp, yp) = if kind == Kind::Conv { (bp, sp) } else { (sp, bp) };
+                    let (w0, w1) = if kind == Kind::Conv { (o, c) } else { (c, o) };
+                    let xi = idx5(xd, [n, c, xp[0], xp[1], xp[2]]);
+                    let yi = idx5(yd, [n, o, yp[0], yp[1], yp[2]]);
+                    let wi = idx5(wd, [w0, w1, k[0], k[1], k[2]]);
                     y[yi] += x[xi] * w[wi];
                     gx[xi] += r[yi] * w[wi];
                     gw[wi] += r[yi] * x[xi];
-                }
-            });
+                });
+            }
         }
     }
     if case.bias {
+        let per_channel: usize = ys.iter().product();
         for (i, v) in y.iter_mut().enumerate() {
-            let o = (i / out.iter().product::<usize>()) % case.o;
+            let o = (i / per_channel) % case.o;
             *v += b[o];
             gb[o] += r[i];
         }
@@ -143,7 +121,7 @@ fn transpose_reference(case: &Case, x: &[f64], w: &[f64], b: &[f64], r: &[f64]) 
     Reference { y, gx, gw, gb }
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum Kind {
     Conv,
     Transpose,
@@ -198,11 +176,8 @@ fn check(kind: Kind, case: &Case, seed: u64) -> Result<()> {
     let r = tensor(seed + 3, y.dims())?;
     let rv = values(&r)?;
     let (xv, wv, bv) = (values(&x)?, values(&w)?, values(&b)?);
-    let reference = match kind {
-        Kind::Conv => conv_reference(case, &xv, &wv, &bv, &rv),
-        Kind::Transpose => transpose_reference(case, &xv, &wv, &bv, &rv),
-    };
-    let what = format!("{:?} {case:?}", kind as u8);
+    let reference = reference(kind, case, &xv, &wv, &bv, &rv);
+    let what = format!("{kind:?} {case:?}");
     assert_close(&format!("{what} forward"), &values(&y)?, &reference.y, F64);
     let grads = dot(&y, &r)?.backward()?;
     let grad = |v: &Var| -> Result<Vec<f64>> {
