@@ -1,0 +1,191 @@
+//! Layers: linear, layer norm, MLP, convolution blocks (2D or 3D by [`Spatial`]), transposed
+//! convolutions. Initialisation hints follow the official `_init_weights`.
+
+use candle::{Result, Tensor, bail};
+use candle_nn::{Init, VarBuilder};
+use unimiss_ops::{ConvParams, ConvTransposeParams, conv_transpose2d, conv_transpose3d, conv2d, conv3d};
+
+use crate::profile::time;
+use crate::spatial::Spatial;
+
+/// `trunc_normal_(std=0.02)` with absolute bounds ±2, i.e. an untruncated N(0, 0.02²) in practice.
+pub(crate) const TRUNC_NORMAL_02: Init = Init::Randn { mean: 0.0, stdev: 0.02 };
+
+/// PyTorch's default uniform bound `1/sqrt(fan_in)` (kaiming_uniform with a = √5, and biases).
+fn default_uniform(fan_in: usize) -> Init {
+    let b = 1.0 / (fan_in as f64).sqrt();
+    Init::Uniform { lo: -b, up: b }
+}
+
+/// `y = x Wᵀ + b` over the last axis of any-rank input.
+#[derive(Clone, Debug)]
+pub(crate) struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// Official init: weight N(0, 0.02²), bias 0.
+    pub(crate) fn new(inp: usize, out: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints((out, inp), "weight", TRUNC_NORMAL_02)?;
+        let bias = if bias { Some(vb.get_with_hints(out, "bias", Init::Const(0.0))?) } else { None };
+        Ok(Self { weight, bias })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        time("linear", || {
+            let dims = x.dims();
+            let Some((&inp, lead)) = dims.split_last() else { bail!("linear: scalar input") };
+            let m: usize = lead.iter().product();
+            let y = x.reshape((m, inp))?.matmul(&self.weight.t()?)?;
+            let y = match &self.bias {
+                Some(b) => y.broadcast_add(b)?,
+                None => y,
+            };
+            let mut out = lead.to_vec();
+            out.push(self.weight.dim(0)?);
+            y.reshape(out)
+        })
+    }
+}
+
+/// LayerNorm over the last axis with the given eps (differentiable, from `unimiss_ops`).
+#[derive(Clone, Debug)]
+pub(crate) struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub(crate) fn new(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints(dim, "weight", Init::Const(1.0))?;
+        let bias = vb.get_with_hints(dim, "bias", Init::Const(0.0))?;
+        Ok(Self { weight, bias, eps })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        time("layer_norm", || unimiss_ops::layer_norm(x, &self.weight, &self.bias, self.eps))
+    }
+}
+
+/// fc1 → GELU (erf) → fc2, hidden width `ratio · dim`.
+#[derive(Clone, Debug)]
+pub(crate) struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Mlp {
+    pub(crate) fn new(dim: usize, ratio: usize, vb: VarBuilder) -> Result<Self> {
+        let hidden = dim * ratio;
+        Ok(Self { fc1: Linear::new(dim, hidden, true, vb.pp("fc1"))?, fc2: Linear::new(hidden, dim, true, vb.pp("fc2"))? })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.fc1.forward(x)?;
+        let h = time("gelu", || h.gelu_erf())?;
+        self.fc2.forward(&h)
+    }
+}
+
+/// A convolution with a cubic kernel, 2D or 3D. `stride`/`padding` are given as `[d, h, w]`;
+/// the 2D form uses `[h, w]`.
+#[derive(Clone, Debug)]
+pub(crate) struct Conv {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    spatial: Spatial,
+    stride: [usize; 3],
+    padding: [usize; 3],
+    label: &'static str,
+}
+
+/// Shape of a convolution: channels, kernel, stride, padding, bias.
+pub(crate) struct ConvSpec {
+    pub inp: usize,
+    pub out: usize,
+    pub kernel: usize,
+    pub stride: [usize; 3],
+    pub padding: usize,
+    pub bias: bool,
+    pub label: &'static str,
+}
+
+impl Conv {
+    /// Official init: kaiming_normal(fan_out, ReLU gain); bias PyTorch default uniform.
+    pub(crate) fn new(spatial: Spatial, spec: &ConvSpec, vb: VarBuilder) -> Result<Self> {
+        let taps = spatial.kernel_volume(spec.kernel);
+        let stdev = (2.0 / (spec.out * taps) as f64).sqrt();
+        let weight = vb.get_with_hints(
+            spatial.kernel_shape(spec.out, spec.inp, spec.kernel),
+            "weight",
+            Init::Randn { mean: 0.0, stdev },
+        )?;
+        let bias = if spec.bias { Some(vb.get_with_hints(spec.out, "bias", default_uniform(spec.inp * taps))?) } else { None };
+        Ok(Self { weight, bias, spatial, stride: spec.stride, padding: [spec.padding; 3], label: spec.label })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let [sd, sh, sw] = self.stride;
+        let [pd, ph, pw] = self.padding;
+        time(self.label, || match self.spatial {
+            Spatial::Planar => conv2d(x, &self.weight, self.bias.as_ref(), &ConvParams::new([sh, sw], [ph, pw])),
+            Spatial::Volumetric => conv3d(x, &self.weight, self.bias.as_ref(), &ConvParams::new([sd, sh, sw], [pd, ph, pw])),
+        })
+    }
+}
+
+/// `Conv{2,3}dBlock`: convolution without bias → InstanceNorm (affine, eps 1e-5) → LeakyReLU(0.01).
+/// Keys `conv.weight`, `norm.weight`, `norm.bias`.
+#[derive(Clone, Debug)]
+pub(crate) struct ConvBlock {
+    conv: Conv,
+    norm_weight: Tensor,
+    norm_bias: Tensor,
+}
+
+impl ConvBlock {
+    pub(crate) fn new(spatial: Spatial, spec: &ConvSpec, vb: VarBuilder) -> Result<Self> {
+        let conv = Conv::new(spatial, spec, vb.pp("conv"))?;
+        let norm = vb.pp("norm");
+        let norm_weight = norm.get_with_hints(spec.out, "weight", Init::Const(1.0))?;
+        let norm_bias = norm.get_with_hints(spec.out, "bias", Init::Const(0.0))?;
+        Ok(Self { conv, norm_weight, norm_bias })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.conv.forward(x)?;
+        let cells: usize = y.dims()[2..].iter().product();
+        if cells <= 1 {
+            bail!("instance norm needs more than one spatial element, got map {:?} (input too small)", y.dims())
+        }
+        let y = time("instance_norm", || unimiss_ops::instance_norm(&y, Some(&self.norm_weight), Some(&self.norm_bias), 1e-5))?;
+        time("leaky_relu", || unimiss_ops::leaky_relu(&y, 0.01))
+    }
+}
+
+/// `ConvTranspose{2,3}d(in, out, kernel = stride = 2, bias)`, weight `[in, out, 2, 2(, 2)]`.
+#[derive(Clone, Debug)]
+pub(crate) struct UpConv {
+    weight: Tensor,
+    bias: Tensor,
+    spatial: Spatial,
+}
+
+impl UpConv {
+    /// PyTorch default init (the official init function does not touch transposed convs).
+    pub(crate) fn new(spatial: Spatial, inp: usize, out: usize, vb: VarBuilder) -> Result<Self> {
+        let fan_in = out * spatial.kernel_volume(2);
+        let weight = vb.get_with_hints(spatial.kernel_shape(inp, out, 2), "weight", default_uniform(fan_in))?;
+        let bias = vb.get_with_hints(out, "bias", default_uniform(fan_in))?;
+        Ok(Self { weight, bias, spatial })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        time("conv_transpose", || match self.spatial {
+            Spatial::Planar => conv_transpose2d(x, &self.weight, Some(&self.bias), &ConvTransposeParams::new([2, 2])),
+            Spatial::Volumetric => conv_transpose3d(x, &self.weight, Some(&self.bias), &ConvTransposeParams::new([2, 2, 2])),
+        })
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of unimiss-model (one binary).
+
+mod checkpoint;
+mod common;
+mod grad_flow;
+mod params;
+mod parity;
+mod parity_grads;
