@@ -1,3 +1,4 @@
 //! Benchmark families, one module each (`ops`, `model`, `data`, `train`, `transfer`).
 
 pub mod data;
+pub mod model;

@@ -1,0 +1,126 @@
+//! `cargo xtask embed --weights FILE --arch tiny|small [--img-size-2d 224] [--img-size-3d 16,96,96]
+//! --inputs IN.safetensors --output OUT.safetensors [--which teacher|student]`
+//!
+//! Every rank-4 (2D batch `[B,3,H,W]`) or rank-5 (3D batch `[B,1,D,H,W]`) f32 tensor of IN gets
+//! its backbone output (the decoder class token, `[B,48]`) written under the same name, and, when
+//! the weights include a head, the head output under `<name>.head` (head sizes from the weights).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use candle::{DType, Device, Tensor};
+use unimiss_model::checkpoint::{self, KeyPolicy, Loaded, Which};
+use unimiss_model::{Arch, MitConfig};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Weights: official `.pth` checkpoint or safetensors (from `convert` or `export`).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Backbone preset.
+    #[arg(long)]
+    pub arch: Arch,
+    /// 2D size the weights were built for [default: read off the weights, else 224].
+    #[arg(long)]
+    pub img_size_2d: Option<usize>,
+    /// 3D size D,H,W the weights were built for [default: read off the weights, else 16,96,96].
+    #[arg(long, value_parser = parse_size3)]
+    pub img_size_3d: Option<[usize; 3]>,
+    /// Safetensors file of input batches.
+    #[arg(long, required_unless_present = "image", conflicts_with = "image")]
+    pub inputs: Option<PathBuf>,
+    /// A single image (PNG/JPEG, used as RGB in [0, 1]) or volume (NIfTI, in model order D,H,W).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// Safetensors file to write.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// State_dict of a training checkpoint to use.
+    #[arg(long, default_value = "teacher")]
+    pub which: Which,
+    /// Samples per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+}
+
+fn parse_size3(s: &str) -> Result<[usize; 3], String> {
+    let v: Vec<usize> = s.split(',').map(|p| p.trim().parse::<usize>().map_err(|e| format!("{p:?}: {e}"))).collect::<Result<_, _>>()?;
+    v.try_into().map_err(|v: Vec<usize>| format!("expected D,H,W, got {} numbers", v.len()))
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let sd = checkpoint::load(&args.weights, args.which).with_context(|| format!("reading {}", args.weights.display()))?;
+    let (built2, built3) = sd.built_sizes();
+    let size2 = args.img_size_2d.or(built2).unwrap_or(224);
+    let size3 = args.img_size_3d.or(built3).unwrap_or([16, 96, 96]);
+    let cfg = MitConfig::preset(args.arch).with_img_size_2d(size2).with_img_size_3d(size3);
+    let Loaded { backbone, head, .. } = sd
+        .build(&cfg, KeyPolicy::Exact, &dev)
+        .with_context(|| format!("{} as {} built for {size2} / {size3:?}", args.weights.display(), args.arch))?;
+    eprintln!(
+        "embed: {} ({}, built for {size2} / {size3:?}){}",
+        args.weights.display(),
+        args.arch,
+        head.as_ref().map(|h| format!(", head {}→{}", h.config().in_dim, h.config().out_dim)).unwrap_or_default()
+    );
+    let inputs = match (&args.inputs, &args.image) {
+        (Some(p), _) => candle::safetensors::load(p, &dev).with_context(|| format!("reading {}", p.display()))?,
+        (None, Some(p)) => single_image(p)?,
+        (None, None) => bail!("give --inputs or --image"),
+    };
+    let batch = args.batch.max(1);
+    let mut names: Vec<&String> = inputs.keys().collect();
+    names.sort();
+    let mut out: HashMap<String, Tensor> = HashMap::new();
+    for name in names {
+        let x = &inputs[name];
+        if !(matches!(x.rank(), 4 | 5) && x.dtype() == DType::F32) {
+            eprintln!("embed: skipping {name}: {:?} {:?} is not a rank-4/5 f32 batch", x.dtype(), x.dims());
+            continue;
+        }
+        let n = x.dim(0)?;
+        let start = Instant::now();
+        let mut feats = Vec::new();
+        for i in (0..n).step_by(batch) {
+            let len = batch.min(n - i);
+            feats.push(backbone.forward(&x.narrow(0, i, len)?).with_context(|| format!("{name} {:?}", x.dims()))?);
+            let done = i + len;
+            let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            eprintln!("embed: {name}: {done}/{n} samples ({rate:.1}/s, ETA {:.0}s)", (n - done) as f64 / rate);
+        }
+        let feats = Tensor::cat(&feats, 0)?;
+        if let Some(h) = &head {
+            out.insert(format!("{name}.head"), h.forward(&feats)?);
+        }
+        out.insert(name.clone(), feats);
+    }
+    if out.is_empty() {
+        bail!("no rank-4 or rank-5 f32 tensor in the inputs")
+    }
+    candle::safetensors::save(&out, &args.output).with_context(|| format!("writing {}", args.output.display()))?;
+    println!("embed: wrote {} tensors to {}", out.len(), args.output.display());
+    Ok(())
+}
+
+/// `--image`: one PNG/JPEG as `[1, 3, H, W]` or one NIfTI volume as `[1, 1, D, H, W]`, under the
+/// file name.
+fn single_image(path: &Path) -> anyhow::Result<HashMap<String, Tensor>> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+    let lower = name.to_lowercase();
+    let t = if lower.ends_with(".nii") || lower.ends_with(".nii.gz") {
+        let v = unimiss_data::read_nifti(path)?;
+        let [d, h, w] = v.dims;
+        Tensor::from_vec(v.data, (1, 1, d, h, w), &Device::Cpu)?
+    } else {
+        let img = unimiss_data::read_image(path)?;
+        let (h, w, c) = (img.height, img.width, img.channels);
+        // Planar (C, H, W) in [0, 1]; a grey image is repeated to 3 channels like the official loader.
+        let chw = Tensor::from_vec(img.data, (c, h, w), &Device::Cpu)?;
+        let chw = if c == 1 { chw.repeat((3, 1, 1))? } else { chw };
+        chw.unsqueeze(0)?
+    };
+    Ok(HashMap::from([(name, t)]))
+}
