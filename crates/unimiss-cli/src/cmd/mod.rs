@@ -2,10 +2,11 @@
 //! To add a verb: a module here, a variant in `Verb`, an arm in `run`.
 
 pub mod bench;
-pub mod convert;
 pub mod data_files;
-pub mod embed;
+pub mod export;
 pub mod extract_subvolumes;
+pub mod plot;
+pub mod pretrain;
 pub mod preview;
 pub mod resample;
 
@@ -15,10 +16,12 @@ pub enum Verb {
     /// Benchmarks that print throughput (ops, model, data, train, transfer); `--json FILE` writes them.
     #[command(subcommand)]
     Bench(bench::Which),
-    /// Convert a checkpoint (.pth or safetensors) to safetensors with official key names.
-    Convert(convert::Args),
-    /// Backbone (and head) outputs for every 2D/3D batch of a safetensors file, or one image.
-    Embed(embed::Args),
+    /// UniMiSS self-distillation pretraining (no arguments: the quick run on the shipped sample).
+    Pretrain(pretrain::Args),
+    /// Write the teacher backbone of a run (official keys) to a safetensors file.
+    Export(export::Args),
+    /// Render a run's log.jsonl to PNG.
+    Plot(plot::Args),
     /// Resample NIfTI volumes to a voxel size (trilinear), e.g. `--spacing 1,1,3`.
     Resample(resample::Args),
     /// Cut CT volumes into the official depth-24 sub-volumes (`<stem>_dep<k>.nii.gz`).
@@ -30,8 +33,9 @@ pub enum Verb {
 pub fn run(verb: Verb) -> anyhow::Result<()> {
     match verb {
         Verb::Bench(w) => bench::run(w),
-        Verb::Convert(a) => convert::run(a),
-        Verb::Embed(a) => embed::run(a),
+        Verb::Pretrain(a) => pretrain::run(a),
+        Verb::Export(a) => export::run(a),
+        Verb::Plot(a) => plot::run(a),
         Verb::Resample(a) => resample::run(a),
         Verb::ExtractSubvolumes(a) => extract_subvolumes::run(a),
         Verb::Preview(a) => preview::run(a),

@@ -1,0 +1,157 @@
+//! `cargo xtask pretrain`: UniMiSS self-distillation pretraining.
+//!
+//! With no arguments: the `sample` preset on `data-manifests/sample.tsv` into `runs/sample/`
+//! (a few minutes on 2 cores). `--preset paper` (or `--config configs/paper.toml`) is the
+//! paper's recipe. Multi-GPU: one process per GPU with `RANK`, `WORLD_SIZE`, `LOCAL_RANK` set
+//! (binary built with `--nccl`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use unimiss_ssl::TrainConfig;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// TOML configuration (fields left out take the paper defaults; see configs/).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Built-in preset when no --config is given: sample (default) or paper.
+    #[arg(long)]
+    preset: Option<String>,
+    /// Continue a run: its directory (newest checkpoint) or one checkpoint directory. The
+    /// checkpoint's configuration is used unless --config/--preset is given; flags still apply.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Run directory (checkpoints, log.jsonl, loss.png).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// cpu or cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Per device.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Data manifest (TSV).
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Stop after this many steps in total (a checkpoint is written there).
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// Override any field: --set optim.lr=5e-4 --set fixes.per_batch_schedule=true
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// No progress bar (one line per epoch).
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn root() -> Option<PathBuf> {
+    std::env::var_os("UNIMISS_ROOT").map(PathBuf::from)
+}
+
+/// A relative path that does not exist here but does under `UNIMISS_ROOT`.
+fn under_root(p: &Path) -> PathBuf {
+    match root() {
+        Some(r) if p.is_relative() && !p.exists() && r.join(p).exists() => r.join(p),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// The configuration these arguments describe.
+pub fn resolve_config(args: &Args) -> anyhow::Result<TrainConfig> {
+    let mut cfg = match (&args.config, &args.preset, &args.resume) {
+        (Some(path), _, _) => TrainConfig::load(&under_root(path))?,
+        (None, Some(p), _) => TrainConfig::preset(p)?,
+        (None, None, Some(r)) => {
+            let dir = unimiss_ssl::checkpoint::resolve(r)?;
+            let text = std::fs::read_to_string(dir.join("state.json"))
+                .with_context(|| format!("reading {}", dir.join("state.json").display()))?;
+            let state: unimiss_ssl::checkpoint::CkptState = serde_json::from_str(&text)?;
+            state.config
+        }
+        (None, None, None) => {
+            let mut c = TrainConfig::sample();
+            // The default run directory lives in the repository, wherever we are called from.
+            if let Some(r) = root() {
+                c.output = r.join(&c.output);
+            }
+            c
+        }
+    };
+    if let Some(v) = &args.output {
+        cfg.output = v.clone();
+    }
+    if let Some(v) = &args.device {
+        cfg.device = v.clone();
+    }
+    if let Some(v) = args.epochs {
+        cfg.optim.epochs = v;
+    }
+    if let Some(v) = args.batch_size {
+        cfg.optim.batch_size = v;
+    }
+    if let Some(v) = &args.manifest {
+        cfg.data.manifest = v.clone();
+    }
+    if let Some(v) = args.max_steps {
+        cfg.max_steps = v;
+    }
+    for kv in &args.set {
+        let (k, v) = kv.split_once('=').with_context(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
+        cfg.set(k.trim(), v.trim())?;
+    }
+    cfg.data.manifest = under_root(&cfg.data.manifest);
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+#[cfg(feature = "nccl")]
+fn collective(cfg: &mut TrainConfig) -> anyhow::Result<Option<Box<dyn unimiss_ssl::Collective>>> {
+    let Some(env) = unimiss_ssl::trainer::DistEnv::from_env()? else { return Ok(None) };
+    cfg.device = format!("cuda:{}", env.local_rank);
+    let dev = unimiss_ssl::trainer::parse_device(&cfg.device)?;
+    let id_file = std::env::var_os("UNIMISS_NCCL_ID_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cfg.output.join(".nccl-id"));
+    Ok(Some(Box::new(unimiss_ssl::dist::Nccl::new(&env, &dev, &id_file)?)))
+}
+
+#[cfg(not(feature = "nccl"))]
+fn collective(_cfg: &mut TrainConfig) -> anyhow::Result<Option<Box<dyn unimiss_ssl::Collective>>> {
+    if unimiss_ssl::trainer::DistEnv::from_env()?.is_some() {
+        anyhow::bail!("WORLD_SIZE is set: multi-GPU training needs the binary built with `cargo xtask --nccl pretrain …`");
+    }
+    Ok(None)
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut cfg = resolve_config(&args)?;
+    let coll = collective(&mut cfg)?;
+    eprintln!(
+        "pretraining {} ({}), {} epochs, batch {}, interval {}, on {} → {}",
+        cfg.model.arch,
+        cfg.data.manifest.display(),
+        cfg.optim.epochs,
+        cfg.optim.batch_size,
+        cfg.optim.interval,
+        cfg.device,
+        cfg.output.display()
+    );
+    let mut trainer = unimiss_ssl::Trainer::new(cfg, args.resume.as_deref(), coll)?;
+    trainer.progress = !args.quiet;
+    if args.resume.is_some() {
+        let p = trainer.position();
+        eprintln!("resuming at epoch {}, batch {}, step {}", p.epoch, p.batch, p.step);
+    }
+    let summary = trainer.run()?;
+    eprintln!(
+        "done in {:.1}s: step {}, epoch {}; checkpoint {}",
+        summary.seconds,
+        summary.position.step,
+        summary.position.epoch,
+        summary.last_checkpoint.as_ref().map_or("-".into(), |p| p.display().to_string())
+    );
+    Ok(())
+}

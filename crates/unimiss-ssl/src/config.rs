@@ -1,0 +1,319 @@
+//! The pretraining configuration (TOML, serde). `Default` is the paper's recipe (reference §3.1);
+//! [`TrainConfig::sample`] is the quick run on the shipped sample. Every field can be
+//! overridden with [`TrainConfig::set`] (`--set optim.lr=5e-4`).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SslError};
+
+/// Model sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSection {
+    /// `tiny` or `small`.
+    pub arch: String,
+    pub img_size_2d: usize,
+    /// `[D, H, W]`.
+    pub img_size_3d: [usize; 3],
+    /// Head output width K (official 65536).
+    pub out_dim: usize,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self { arch: "small".into(), img_size_2d: 224, img_size_3d: [16, 96, 96], out_dim: 65536 }
+    }
+}
+
+/// Optimisation and schedules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimSection {
+    pub epochs: usize,
+    /// Per device (per rank).
+    pub batch_size: usize,
+    /// Blocks of `interval` 2D epochs then `interval` 3D epochs.
+    pub interval: usize,
+    /// Reference lr for a global batch of 256 (linear scaling rule).
+    pub lr: f64,
+    pub min_lr: f64,
+    pub warmup_epochs: usize,
+    pub weight_decay: f64,
+    pub weight_decay_end: f64,
+    pub momentum_teacher: f64,
+    /// Per-parameter gradient clip norm; 0 disables.
+    pub clip_grad: f64,
+    /// Epochs during which the last head layer gets no update.
+    pub freeze_last_layer: usize,
+}
+
+impl Default for OptimSection {
+    fn default() -> Self {
+        Self {
+            epochs: 200,
+            batch_size: 24,
+            interval: 2,
+            lr: 8e-4,
+            min_lr: 1e-6,
+            warmup_epochs: 10,
+            weight_decay: 0.04,
+            weight_decay_end: 0.4,
+            momentum_teacher: 0.996,
+            clip_grad: 0.3,
+            freeze_last_layer: 1,
+        }
+    }
+}
+
+/// DINO loss temperatures and centre momentum.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossSection {
+    pub student_temp: f64,
+    pub warmup_teacher_temp: f64,
+    pub teacher_temp: f64,
+    pub warmup_teacher_temp_epochs: usize,
+    pub center_momentum: f64,
+}
+
+impl Default for LossSection {
+    fn default() -> Self {
+        Self { student_temp: 0.1, warmup_teacher_temp: 0.04, teacher_temp: 0.04, warmup_teacher_temp_epochs: 0, center_momentum: 0.9 }
+    }
+}
+
+/// Data loading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSection {
+    /// TSV manifest (relative paths resolve against the working directory, then `UNIMISS_ROOT`).
+    pub manifest: PathBuf,
+    pub threads: usize,
+    pub prefetch: usize,
+    /// `fail` or `skip`.
+    pub on_bad_sample: String,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        Self { manifest: PathBuf::from("data-manifests/sample.tsv"), threads: 2, prefetch: 2, on_bad_sample: "fail".into() }
+    }
+}
+
+/// Checkpointing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointSection {
+    /// Write a checkpoint after every N epochs (official: every epoch); 0 = only at the end.
+    pub every_epochs: usize,
+    /// Also write one every N optimiser steps; 0 = off.
+    pub every_steps: u64,
+    /// Numbered checkpoints kept (older ones are deleted); at least 1.
+    pub keep: usize,
+}
+
+impl Default for CheckpointSection {
+    fn default() -> Self {
+        Self { every_epochs: 1, every_steps: 0, keep: 3 }
+    }
+}
+
+/// Fixes of the official code's oddities (reference §8), all off by default. §8.4 (resume
+/// shifts the 2D/3D phase) is always fixed: checkpoints store the phase and position.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FixesSection {
+    /// §8.1: apply the stochastic depth `main.py` asks for (0.1) to the student.
+    pub drop_path: bool,
+    /// §8.2: per-iteration schedules (niter = batches per epoch of each modality) instead of
+    /// the dataset-length index; removes the IndexError when the 2D set is larger.
+    pub per_batch_schedule: bool,
+    /// §8.3: `zero_grad(set_to_none=True)`: 3D-only parameters are not moved in 2D epochs.
+    pub frozen_3d_untouched: bool,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Run directory: checkpoints, `log.jsonl`, `loss.png`, `config.toml`.
+    pub output: PathBuf,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// Seed of the model initialisation and of the data order/augmentations.
+    pub seed: u64,
+    /// Student initial weights (safetensors or `.pth`; empty = random initialisation).
+    pub init: String,
+    /// Stop after this many optimiser steps in total (0 = run every epoch); for tests/benches.
+    pub max_steps: u64,
+    pub model: ModelSection,
+    pub optim: OptimSection,
+    pub loss: LossSection,
+    pub data: DataSection,
+    pub checkpoint: CheckpointSection,
+    pub fixes: FixesSection,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            output: PathBuf::from("runs/paper"),
+            device: "cpu".into(),
+            seed: 0,
+            init: String::new(),
+            max_steps: 0,
+            model: ModelSection::default(),
+            optim: OptimSection::default(),
+            loss: LossSection::default(),
+            data: DataSection::default(),
+            checkpoint: CheckpointSection::default(),
+            fixes: FixesSection::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The paper's recipe (`run.sh`): model_small, batch 24 per device, 200 epochs, lr 8e-4.
+    pub fn paper() -> Self {
+        Self::default()
+    }
+
+    /// The quick run on the shipped sample: tiny model at the fixture sizes (2D 64, 3D
+    /// 16×64×64), K = 1024, batch 2, interval 1, peak lr 5e-4 without warm-up; a few minutes
+    /// on 2 CPU cores.
+    pub fn sample() -> Self {
+        let mut c = Self::default();
+        c.output = PathBuf::from("runs/sample");
+        c.model = ModelSection { arch: "tiny".into(), img_size_2d: 64, img_size_3d: [16, 64, 64], out_dim: 1024 };
+        c.optim.epochs = 16;
+        c.optim.batch_size = 2;
+        c.optim.interval = 1;
+        // Peak lr 0.064·2/256 = 5e-4 (about the paper's 6e-4), no warm-up: a short run on 10
+        // samples must move the student faster than the centre moves the teacher.
+        c.optim.lr = 0.064;
+        c.optim.warmup_epochs = 0;
+        c.checkpoint.keep = 2;
+        c
+    }
+
+    /// A named preset (`paper` or `sample`).
+    pub fn preset(name: &str) -> Result<Self> {
+        match name {
+            "paper" => Ok(Self::paper()),
+            "sample" => Ok(Self::sample()),
+            o => Err(SslError::Config(format!("unknown preset {o:?} (paper or sample)"))),
+        }
+    }
+
+    /// Parse a TOML document; missing fields take the paper defaults.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| SslError::Config(e.to_string()))
+    }
+
+    /// Read a TOML file.
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(crate::error::io_err(path))?;
+        Self::from_toml(&text).map_err(|e| SslError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The configuration as TOML.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| SslError::Config(e.to_string()))
+    }
+
+    /// Override one field by its dotted path, e.g. `optim.lr`, `model.img_size_3d`,
+    /// `fixes.per_batch_schedule`. The value is a TOML literal (`5e-4`, `true`, `[16, 64, 64]`);
+    /// anything that does not parse as one is taken as a string.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let mut root = toml::Value::try_from(&*self).map_err(|e| SslError::Config(e.to_string()))?;
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        let mut slot = &mut root;
+        for part in key.split('.') {
+            slot = slot
+                .as_table_mut()
+                .and_then(|t| t.get_mut(part))
+                .ok_or_else(|| SslError::Config(format!("unknown key {key:?} (no field {part:?})")))?;
+        }
+        // Integers given for float fields and vice versa are converted.
+        *slot = match (&*slot, parsed) {
+            (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+            (toml::Value::String(_), v) if !v.is_str() => toml::Value::String(value.to_string()),
+            (_, v) => v,
+        };
+        *self = root.try_into().map_err(|e: toml::de::Error| SslError::Config(format!("{key}={value}: {e}")))?;
+        Ok(())
+    }
+
+    /// Check values the trainer relies on.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(SslError::Config(m));
+        let o = &self.optim;
+        if o.epochs == 0 || o.batch_size == 0 || o.interval == 0 {
+            return bad("optim.epochs, optim.batch_size and optim.interval must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&o.momentum_teacher) {
+            return bad(format!("optim.momentum_teacher {} must be in [0, 1]", o.momentum_teacher));
+        }
+        if self.checkpoint.keep == 0 {
+            return bad("checkpoint.keep must be at least 1".into());
+        }
+        if !matches!(self.data.on_bad_sample.as_str(), "fail" | "skip") {
+            return bad(format!("data.on_bad_sample must be fail or skip, not {:?}", self.data.on_bad_sample));
+        }
+        if !matches!(self.model.arch.as_str(), "tiny" | "small") {
+            return bad(format!("model.arch must be tiny or small, not {:?}", self.model.arch));
+        }
+        if self.loss.student_temp <= 0.0 || self.loss.teacher_temp <= 0.0 || self.loss.warmup_teacher_temp <= 0.0 {
+            return bad("temperatures must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_overrides_nested_fields() -> Result<()> {
+        let mut c = TrainConfig::paper();
+        c.set("optim.lr", "5e-4")?;
+        c.set("optim.epochs", "3")?;
+        c.set("optim.min_lr", "0")?;
+        c.set("model.img_size_3d", "[16, 64, 64]")?;
+        c.set("fixes.per_batch_schedule", "true")?;
+        c.set("output", "runs/x")?;
+        c.set("device", "cuda:1")?;
+        assert_eq!(c.optim.lr, 5e-4);
+        assert_eq!(c.optim.epochs, 3);
+        assert_eq!(c.optim.min_lr, 0.0);
+        assert_eq!(c.model.img_size_3d, [16, 64, 64]);
+        assert!(c.fixes.per_batch_schedule);
+        assert_eq!(c.output, PathBuf::from("runs/x"));
+        assert_eq!(c.device, "cuda:1");
+        assert!(c.set("optim.nope", "1").is_err());
+        assert!(c.set("optim.epochs", "many").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn shipped_configs_are_the_presets() -> Result<()> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        assert_eq!(TrainConfig::load(&dir.join("paper.toml"))?, TrainConfig::paper());
+        assert_eq!(TrainConfig::load(&dir.join("sample.toml"))?, TrainConfig::sample());
+        Ok(())
+    }
+
+    #[test]
+    fn toml_round_trip() -> Result<()> {
+        for c in [TrainConfig::paper(), TrainConfig::sample()] {
+            assert_eq!(TrainConfig::from_toml(&c.to_toml()?)?, c);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! Student, teacher, optimiser and loss, and one training iteration (reference §3.5) on a
+//! batch of two views, independent of where the data come from (trainer, benchmarks).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use unimiss_model::{HeadConfig, MitConfig, MitWithHead};
+
+use crate::error::{Result, SslError};
+use crate::loss::{CenterReduce, DinoLoss, DinoLossConfig};
+use crate::optim::{AdamW, StepOptions, ema_update};
+use crate::step::{Nets, forward_step};
+use crate::trainer::Collective;
+use crate::Modality;
+
+/// Per-iteration hyper-parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct StepSettings {
+    pub lr: f64,
+    pub wd: f64,
+    pub momentum: f64,
+    pub clip: f64,
+    pub cancel_last_layer: bool,
+    /// Fix §8.3 (`zero_grad(set_to_none=True)`).
+    pub set_to_none: bool,
+}
+
+/// The numbers of one iteration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutcome {
+    pub total: f64,
+    pub terms: BTreeMap<String, f64>,
+    pub teacher_entropy: f64,
+    pub teacher_mean_entropy: f64,
+}
+
+/// Both networks with their variables by official key, the optimiser and the loss centre.
+pub struct Engine {
+    pub student: MitWithHead,
+    pub teacher: MitWithHead,
+    pub student_vars: BTreeMap<String, Var>,
+    pub teacher_vars: BTreeMap<String, Var>,
+    pub optim: AdamW,
+    pub loss: DinoLoss,
+}
+
+fn named_vars(vm: &VarMap) -> Result<BTreeMap<String, Var>> {
+    let data = vm.data().lock().map_err(|_| SslError::Config("var map lock poisoned".into()))?;
+    Ok(data.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+impl Engine {
+    /// A randomly initialised student (stochastic depth 0.1 with `drop_path`, fix §8.1), a
+    /// teacher equal to it, a fresh optimiser and a zero centre.
+    pub fn new(
+        mcfg: &MitConfig,
+        hcfg: &HeadConfig,
+        drop_path: bool,
+        lcfg: DinoLossConfig,
+        nepochs: usize,
+        dev: &Device,
+    ) -> Result<Self> {
+        let scfg = if drop_path { mcfg.clone().with_drop_path(0.1) } else { mcfg.clone() };
+        let svm = VarMap::new();
+        let student = MitWithHead::new(&scfg, hcfg, VarBuilder::from_varmap(&svm, DType::F32, dev))?;
+        let tvm = VarMap::new();
+        let teacher = MitWithHead::new(mcfg, hcfg, VarBuilder::from_varmap(&tvm, DType::F32, dev))?;
+        let student_vars = named_vars(&svm)?;
+        let teacher_vars = named_vars(&tvm)?;
+        let optim = AdamW::new(&student_vars);
+        let loss = DinoLoss::new(lcfg, nepochs, dev)?;
+        let e = Self { student, teacher, student_vars, teacher_vars, optim, loss };
+        e.copy_student_to_teacher()?;
+        Ok(e)
+    }
+
+    /// teacher ← student, by name (official `teacher.load_state_dict(student.state_dict())`).
+    pub fn copy_student_to_teacher(&self) -> Result<()> {
+        for (k, t) in &self.teacher_vars {
+            let s = self.student_vars.get(k).ok_or_else(|| SslError::Config(format!("teacher {k} has no student twin")))?;
+            t.set(s.as_tensor())?;
+        }
+        Ok(())
+    }
+
+    /// Load student weights (safetensors or official `.pth`; the `student` state_dict of a
+    /// training checkpoint, else a bare one), checking every name and shape; then copy them to
+    /// the teacher.
+    pub fn init_student_from(&self, path: &Path) -> Result<()> {
+        let sd = unimiss_model::checkpoint::load(path, unimiss_model::checkpoint::Which::Student)
+            .map_err(|e| SslError::Checkpoint { path: path.to_path_buf(), msg: e.to_string() })?;
+        let bad = |msg: String| SslError::Checkpoint { path: path.to_path_buf(), msg };
+        for (k, v) in &self.student_vars {
+            let t = sd.get(k).ok_or_else(|| bad(format!("no tensor {k}")))?;
+            if t.dims() != v.dims() {
+                return Err(bad(format!("{k}: shape {:?}, model {:?}", t.dims(), v.dims())));
+            }
+            v.set(&t.to_device(v.device())?.to_dtype(DType::F32)?)?;
+        }
+        self.copy_student_to_teacher()
+    }
+
+    /// One iteration: forwards and loss terms (centre updates), non-finite check, backward,
+    /// gradient averaging across ranks, clipping, last-layer cancel, AdamW, EMA.
+    /// `step_no` only names the step in a non-finite-loss error.
+    pub fn step(
+        &mut self,
+        modality: Modality,
+        views: &[Tensor; 2],
+        epoch: usize,
+        s: &StepSettings,
+        collective: Option<&dyn Collective>,
+        step_no: u64,
+    ) -> Result<StepOutcome> {
+        let dev = self.loss.center().device().clone();
+        let views = [views[0].to_device(&dev)?, views[1].to_device(&dev)?];
+        let nets = Nets { student: &self.student, teacher: &self.teacher, train: true };
+        let reduce = collective.map(|c| c as &dyn CenterReduce);
+        let out = forward_step(modality, &nets, &mut self.loss, &views, epoch, reduce)?;
+        let mut terms = BTreeMap::new();
+        for (name, t) in &out.terms {
+            terms.insert(name.to_string(), f64::from(t.to_scalar::<f32>()?));
+        }
+        let total = f64::from(out.total.to_scalar::<f32>()?);
+        if !total.is_finite() || terms.values().any(|v| !v.is_finite()) {
+            let terms = terms.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+            return Err(SslError::NonFiniteLoss { step: step_no, epoch, modality: modality.name(), terms });
+        }
+        let store = out.total.backward()?;
+        let mut grads: BTreeMap<String, Tensor> = self
+            .student_vars
+            .iter()
+            .filter_map(|(k, v)| store.get(v.as_tensor()).map(|g| (k.clone(), g.clone())))
+            .collect();
+        drop(store);
+        if let Some(c) = collective {
+            c.average_grads(&mut grads)?;
+        }
+        let opts = StepOptions {
+            lr: s.lr,
+            wd: s.wd,
+            clip: s.clip,
+            cancel_last_layer: s.cancel_last_layer,
+            freeze_3d: modality == Modality::Image2d,
+            set_to_none: s.set_to_none,
+        };
+        self.optim.step(&grads, &opts)?;
+        ema_update(&self.teacher_vars, &self.student_vars, s.momentum)?;
+        Ok(StepOutcome {
+            total,
+            terms,
+            teacher_entropy: out.teacher_entropy,
+            teacher_mean_entropy: out.teacher_mean_entropy,
+        })
+    }
+}

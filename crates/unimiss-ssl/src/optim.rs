@@ -1,0 +1,206 @@
+//! AdamW with the official parameter groups and quirks (reference §3.4, §3.5, §3.6, §7.8–7.10),
+//! the per-parameter gradient clipping, the last-layer gradient cancel, and the EMA teacher.
+//!
+//! Written here rather than using `candle_nn::AdamW`, which has one weight decay for all
+//! parameters and knows nothing of PyTorch 1.x `zero_grad` semantics.
+
+use std::collections::BTreeMap;
+
+use candle::{Tensor, Var};
+
+/// Which parameter group a tensor belongs to (`get_params_groups`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// ndim > 1 and not a bias: weight decay from the schedule.
+    Regularised,
+    /// Biases and every tensor of ndim ≤ 1: no weight decay.
+    NoDecay,
+}
+
+impl Group {
+    /// The official rule: `name.endswith(".bias") or len(param.shape) == 1` → no decay.
+    pub fn of(name: &str, ndim: usize) -> Self {
+        if name.ends_with(".bias") || ndim <= 1 { Self::NoDecay } else { Self::Regularised }
+    }
+}
+
+/// True for parameters the official code never trains (`head.last_layer.weight_g`, frozen at 1
+/// by `norm_last_layer=True`).
+pub fn is_never_trained(name: &str) -> bool {
+    name.ends_with("last_layer.weight_g")
+}
+
+/// True for 3D-only parameters (their key contains `3D`), frozen in 2D epochs.
+pub fn is_3d_only(name: &str) -> bool {
+    name.contains("3D")
+}
+
+/// Adam moments of one parameter.
+#[derive(Debug, Clone)]
+pub struct ParamState {
+    pub exp_avg: Tensor,
+    pub exp_avg_sq: Tensor,
+    pub step: u64,
+}
+
+/// One trainable parameter with its optimiser state.
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub var: Var,
+    pub group: Group,
+    pub state: Option<ParamState>,
+    /// PyTorch's `.grad is not None`: once a gradient has existed, `zero_grad()` (PyTorch < 2.0)
+    /// keeps a zero tensor, so the parameter keeps being stepped even when it gets no gradient.
+    pub has_grad: bool,
+}
+
+/// Per-step settings.
+#[derive(Debug, Clone, Copy)]
+pub struct StepOptions {
+    pub lr: f64,
+    /// Weight decay of group 0 (group 1 always 0).
+    pub wd: f64,
+    /// Per-parameter clip norm; 0 disables clipping.
+    pub clip: f64,
+    /// `epoch < freeze_last_layer`: drop the gradients of `*last_layer*` parameters.
+    pub cancel_last_layer: bool,
+    /// 2D epoch: 3D-only parameters have `requires_grad = False`.
+    pub freeze_3d: bool,
+    /// Fix §8.3: `zero_grad(set_to_none=True)` semantics, so parameters without a gradient this
+    /// step are not touched at all.
+    pub set_to_none: bool,
+}
+
+/// What one step did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepReport {
+    /// Parameters updated with a real gradient.
+    pub stepped: usize,
+    /// Parameters updated with the PyTorch<2.0 leftover zero gradient.
+    pub stepped_zero_grad: usize,
+    /// Parameters whose gradient was scaled down by clipping.
+    pub clipped: usize,
+}
+
+/// AdamW (PyTorch 1.8 `torch.optim.AdamW`: decoupled decay first, then Adam with bias
+/// correction; betas (0.9, 0.999), eps 1e-8).
+#[derive(Debug, Clone)]
+pub struct AdamW {
+    params: Vec<Param>,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+}
+
+impl AdamW {
+    /// Every trainable named variable, sorted by name; `weight_g` is left out (frozen).
+    pub fn new(vars: &BTreeMap<String, Var>) -> Self {
+        let params = vars
+            .iter()
+            .filter(|(n, _)| !is_never_trained(n))
+            .map(|(n, v)| Param {
+                name: n.clone(),
+                var: v.clone(),
+                group: Group::of(n, v.rank()),
+                state: None,
+                has_grad: false,
+            })
+            .collect();
+        Self { params, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+    }
+
+    /// The parameters in name order.
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    /// Mutable access for checkpoint restore.
+    pub fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
+    }
+
+    /// One iteration of §3.5 steps 4–8 given this step's gradients by name.
+    pub fn step(&mut self, grads: &BTreeMap<String, Tensor>, o: &StepOptions) -> candle::Result<StepReport> {
+        let mut report = StepReport::default();
+        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
+        for p in &mut self.params {
+            let frozen = o.freeze_3d && is_3d_only(&p.name);
+            let fresh = if frozen { None } else { grads.get(&p.name) };
+            // `None` = no .grad (skipped); `Some(None)` = the leftover zero tensor.
+            let mut grad: Option<Option<Tensor>> = match fresh {
+                Some(g) => Some(Some(g.clone())),
+                None if p.has_grad && !o.set_to_none => Some(None),
+                None => None,
+            };
+            if o.set_to_none && fresh.is_none() {
+                p.has_grad = false;
+            }
+            if let Some(Some(g)) = &grad {
+                p.has_grad = true;
+                if o.clip > 0.0 {
+                    let (g2, clipped) = clip_one(g, o.clip)?;
+                    report.clipped += usize::from(clipped);
+                    grad = Some(Some(g2));
+                }
+            }
+            if o.cancel_last_layer && p.name.contains("last_layer") {
+                grad = None;
+                p.has_grad = false;
+            }
+            let Some(g) = grad else { continue };
+            let theta = p.var.as_tensor();
+            let decay = match p.group {
+                Group::Regularised => o.wd,
+                Group::NoDecay => 0.0,
+            };
+            let theta = if decay != 0.0 { theta.affine(1.0 - o.lr * decay, 0.0)? } else { theta.clone() };
+            let st = match p.state.take() {
+                Some(s) => s,
+                None => ParamState { exp_avg: theta.zeros_like()?, exp_avg_sq: theta.zeros_like()?, step: 0 },
+            };
+            let step = st.step + 1;
+            let (m, v) = match &g {
+                Some(g) => {
+                    report.stepped += 1;
+                    let m = ((&st.exp_avg * b1)? + (g * (1.0 - b1))?)?;
+                    let v = ((&st.exp_avg_sq * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+                    (m, v)
+                }
+                None => {
+                    report.stepped_zero_grad += 1;
+                    ((&st.exp_avg * b1)?, (&st.exp_avg_sq * b2)?)
+                }
+            };
+            let bc1 = 1.0 - b1.powi(step as i32);
+            let bc2 = 1.0 - b2.powi(step as i32);
+            let denom = ((v.sqrt()? / bc2.sqrt())? + eps)?;
+            let upd = ((&m / &denom)? * (o.lr / bc1))?;
+            let new = (theta - upd)?;
+            p.var.set(&new.detach())?;
+            p.state = Some(ParamState { exp_avg: m.detach(), exp_avg_sq: v.detach(), step });
+        }
+        Ok(report)
+    }
+}
+
+/// `clip_gradients` for one tensor: coef = clip/(‖g‖₂ + 1e-6), applied if < 1. Returns the
+/// (possibly scaled) gradient and whether it was scaled.
+pub fn clip_one(g: &Tensor, clip: f64) -> candle::Result<(Tensor, bool)> {
+    let norm = g.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+    let coef = (clip as f32) / (norm + 1e-6);
+    if coef < 1.0 { Ok(((g * f64::from(coef))?, true)) } else { Ok((g.clone(), false)) }
+}
+
+/// EMA teacher update paired BY NAME: θ_t ← m·θ_t + (1 − m)·θ_s for every teacher parameter.
+/// Errors if a teacher name has no student twin.
+pub fn ema_update(teacher: &BTreeMap<String, Var>, student: &BTreeMap<String, Var>, m: f64) -> candle::Result<()> {
+    for (name, t) in teacher {
+        let Some(s) = student.get(name) else {
+            candle::bail!("EMA: teacher parameter {name} has no student parameter of that name")
+        };
+        let new = ((t.as_tensor() * m)? + (s.as_tensor().detach() * (1.0 - m))?)?;
+        t.set(&new)?;
+    }
+    Ok(())
+}

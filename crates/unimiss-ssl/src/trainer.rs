@@ -1,0 +1,426 @@
+//! The pretraining loop: alternating blocks of `interval` 2D and 3D epochs (reference §3.6),
+//! the per-iteration order of §3.5, checkpoints, the JSON-lines log and progress output.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle::{Device, Tensor, Var};
+use unimiss_data::{LoaderConfig, Manifest, OnBadSample, PairLoader};
+use unimiss_model::{HeadConfig, MitConfig};
+
+use crate::checkpoint::{self, CkptState, Position, Snapshot};
+use crate::config::TrainConfig;
+use crate::error::{Result, SslError, io_err};
+use crate::log::{EpochRecord, JsonlLog, StepRecord};
+use crate::engine::{Engine, StepSettings};
+use crate::loss::{CenterReduce, DinoLoss, DinoLossConfig};
+use crate::schedule::{Indexing, ScheduleParams, Schedules, scaled_lr};
+use crate::Modality;
+
+/// Data-parallel collectives (implemented with NCCL in `dist`, behind the `nccl` feature).
+pub trait Collective: CenterReduce {
+    fn rank(&self) -> usize;
+    fn world_size(&self) -> usize;
+    /// Average every gradient over the ranks, in place.
+    fn average_grads(&self, grads: &mut BTreeMap<String, Tensor>) -> candle::Result<()>;
+    /// Copy rank 0's values of `vars` to every rank.
+    fn broadcast(&self, vars: &BTreeMap<String, Var>) -> candle::Result<()>;
+}
+
+/// The torchrun-style process group of this process (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DistEnv {
+    pub rank: usize,
+    pub world_size: usize,
+    pub local_rank: usize,
+}
+
+impl DistEnv {
+    /// `None` when `WORLD_SIZE` is unset (a single process without NCCL); `WORLD_SIZE=1`
+    /// runs one NCCL rank.
+    pub fn from_env() -> Result<Option<Self>> {
+        let var = |k: &str| -> Result<Option<usize>> {
+            match std::env::var(k) {
+                Ok(v) => v.trim().parse().map(Some).map_err(|_| SslError::Config(format!("{k}={v:?} is not a number"))),
+                Err(_) => Ok(None),
+            }
+        };
+        let Some(world_size) = var("WORLD_SIZE")? else { return Ok(None) };
+        if world_size == 0 {
+            return Err(SslError::Config("WORLD_SIZE=0".into()));
+        }
+        let rank = var("RANK")?.ok_or_else(|| SslError::Config("WORLD_SIZE is set but RANK is not".into()))?;
+        let local_rank = var("LOCAL_RANK")?.unwrap_or(rank);
+        if rank >= world_size {
+            return Err(SslError::Config(format!("RANK {rank} >= WORLD_SIZE {world_size}")));
+        }
+        Ok(Some(Self { rank, world_size, local_rank }))
+    }
+}
+
+/// Parse `cpu` or `cuda:N` (also `cuda` = `cuda:0`).
+pub fn parse_device(s: &str) -> Result<Device> {
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::new_cuda(0)?),
+        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => Ok(Device::new_cuda(n)?),
+            _ => Err(SslError::Config(format!("device {s:?}: expected cpu or cuda:N"))),
+        },
+    }
+}
+
+/// The modality of `epoch`: blocks of `interval` 2D epochs then `interval` 3D epochs from 0.
+pub fn modality_of(epoch: usize, interval: usize) -> Modality {
+    if (epoch / interval.max(1)) % 2 == 0 { Modality::Image2d } else { Modality::Volume3d }
+}
+
+/// What a finished (or stopped) run reports.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub position: Position,
+    pub last_checkpoint: Option<PathBuf>,
+    pub seconds: f64,
+}
+
+/// Student, teacher, optimiser, loss, schedules and data of one run.
+pub struct Trainer {
+    cfg: TrainConfig,
+    run_dir: PathBuf,
+    engine: Engine,
+    schedules: Schedules,
+    loaders: [PairLoader; 2],
+    pos: Position,
+    collective: Option<Box<dyn Collective>>,
+    /// Show an indicatif bar (else one line per epoch only).
+    pub progress: bool,
+}
+
+impl Trainer {
+    /// Build the run: models (student initialised randomly or from `cfg.init`, teacher a copy),
+    /// loaders, schedules; with `resume`, restore everything from that checkpoint.
+    pub fn new(cfg: TrainConfig, resume: Option<&Path>, collective: Option<Box<dyn Collective>>) -> Result<Self> {
+        cfg.validate()?;
+        let dev = parse_device(&cfg.device)?;
+        let (rank, world) = collective.as_ref().map_or((0, 1), |c| (c.rank(), c.world_size()));
+
+        let mcfg = mit_config(&cfg)?;
+        let hcfg = HeadConfig::new(mcfg.out_dim(), cfg.model.out_dim);
+        let lcfg = DinoLossConfig {
+            out_dim: cfg.model.out_dim,
+            student_temp: cfg.loss.student_temp,
+            warmup_teacher_temp: cfg.loss.warmup_teacher_temp,
+            teacher_temp: cfg.loss.teacher_temp,
+            warmup_teacher_temp_epochs: cfg.loss.warmup_teacher_temp_epochs,
+            center_momentum: cfg.loss.center_momentum,
+        };
+        let mut engine = Engine::new(&mcfg, &hcfg, cfg.fixes.drop_path, lcfg, cfg.optim.epochs, &dev)?;
+        if !cfg.init.is_empty() {
+            engine.init_student_from(Path::new(&cfg.init))?;
+        }
+        if let Some(c) = &collective {
+            c.broadcast(&engine.student_vars)?;
+            engine.copy_student_to_teacher()?;
+        }
+
+        let manifest = Manifest::read(&cfg.data.manifest)?;
+        let mut loaders = Vec::new();
+        let mut n_global = [0usize; 2];
+        for (i, m) in [unimiss_data::Modality::Image2d, unimiss_data::Modality::Volume3d].into_iter().enumerate() {
+            let all = manifest.of_modality(m);
+            n_global[i] = all.len();
+            if all.is_empty() {
+                return Err(SslError::Config(format!(
+                    "{}: no {m} samples; UniMiSS pretraining needs both 2D images and 3D volumes",
+                    cfg.data.manifest.display()
+                )));
+            }
+            let shard: Vec<_> = all.into_iter().enumerate().filter(|(j, _)| j % world == rank).map(|(_, s)| s).collect();
+            let lc = LoaderConfig {
+                batch_size: cfg.optim.batch_size,
+                seed: cfg.seed,
+                threads: cfg.data.threads.max(1),
+                prefetch: cfg.data.prefetch.max(1),
+                on_bad_sample: if cfg.data.on_bad_sample == "skip" { OnBadSample::Skip } else { OnBadSample::Fail },
+                size_2d: cfg.model.img_size_2d,
+                size_3d: cfg.model.img_size_3d,
+            };
+            loaders.push(PairLoader::new(shard, lc)?);
+        }
+        let [l3, l2] = [loaders.pop(), loaders.pop()];
+        let (Some(l2), Some(l3)) = (l2, l3) else { return Err(SslError::Config("loaders".into())) };
+
+        let sp = ScheduleParams {
+            epochs: cfg.optim.epochs,
+            peak_lr: scaled_lr(cfg.optim.lr, cfg.optim.batch_size, world),
+            min_lr: cfg.optim.min_lr,
+            warmup_epochs: cfg.optim.warmup_epochs,
+            weight_decay: cfg.optim.weight_decay,
+            weight_decay_end: cfg.optim.weight_decay_end,
+            momentum_teacher: cfg.optim.momentum_teacher,
+        };
+        let indexing = if cfg.fixes.per_batch_schedule {
+            Indexing::PerBatch { batches_2d: l2.batches_per_epoch(), batches_3d: l3.batches_per_epoch() }
+        } else {
+            Indexing::Official { n_2d: n_global[0], n_3d: n_global[1] }
+        };
+        let schedules = Schedules::new(&sp, indexing);
+        let mut pos = Position { epoch: 0, batch: 0, step: 0 };
+        if let Some(r) = resume {
+            let ck = checkpoint::load(r, &dev)?;
+            let center = ck.restore(&engine.student_vars, &engine.teacher_vars, &mut engine.optim)?;
+            engine.loss.set_center(center)?;
+            pos = ck.state.position;
+            let phase = modality_of(pos.epoch, cfg.optim.interval);
+            if phase != ck.state.phase {
+                return Err(SslError::Checkpoint {
+                    path: ck.dir,
+                    msg: format!(
+                        "epoch {} is {} with interval {} but the checkpoint was written in a {} epoch",
+                        pos.epoch,
+                        phase.name(),
+                        cfg.optim.interval,
+                        ck.state.phase.name()
+                    ),
+                });
+            }
+        }
+        let run_dir = cfg.output.clone();
+        Ok(Self {
+            cfg,
+            run_dir,
+            engine,
+            schedules,
+            loaders: [l2, l3],
+            pos,
+            collective,
+            progress: true,
+        })
+    }
+
+    /// Where the run continues from.
+    pub fn position(&self) -> Position {
+        self.pos
+    }
+
+    /// The student's variables by official key.
+    pub fn student_vars(&self) -> &BTreeMap<String, Var> {
+        &self.engine.student_vars
+    }
+
+    /// The teacher's variables by official key.
+    pub fn teacher_vars(&self) -> &BTreeMap<String, Var> {
+        &self.engine.teacher_vars
+    }
+
+    /// The DINO loss (its centre).
+    pub fn loss(&self) -> &DinoLoss {
+        &self.engine.loss
+    }
+
+    fn loader(&self, m: Modality) -> &PairLoader {
+        match m {
+            Modality::Image2d => &self.loaders[0],
+            Modality::Volume3d => &self.loaders[1],
+        }
+    }
+
+    fn is_writer(&self) -> bool {
+        self.collective.as_ref().is_none_or(|c| c.rank() == 0)
+    }
+
+    /// Steps left in the run from the current position.
+    pub fn steps_left(&self) -> u64 {
+        let mut n = 0u64;
+        for e in self.pos.epoch..self.cfg.optim.epochs {
+            let nb = self.loader(modality_of(e, self.cfg.optim.interval)).batches_per_epoch();
+            n += nb.saturating_sub(if e == self.pos.epoch { self.pos.batch } else { 0 }) as u64;
+        }
+        if self.cfg.max_steps > 0 { n.min(self.cfg.max_steps.saturating_sub(self.pos.step)) } else { n }
+    }
+
+    /// Write a checkpoint of the current position.
+    pub fn save_checkpoint(&self) -> Result<PathBuf> {
+        let state = CkptState {
+            format: checkpoint::format_version(),
+            position: self.pos,
+            phase: modality_of(self.pos.epoch, self.cfg.optim.interval),
+            seed: self.cfg.seed,
+            params: checkpoint::param_meta(&self.engine.optim),
+            config: self.cfg.clone(),
+        };
+        let snap = Snapshot {
+            student: &self.engine.student_vars,
+            teacher: &self.engine.teacher_vars,
+            optim: &self.engine.optim,
+            center: self.engine.loss.center(),
+            state,
+        };
+        checkpoint::save(&self.run_dir, &snap, self.cfg.checkpoint.keep)
+    }
+
+    /// Run to the end (or to `max_steps`), checkpointing as configured and at the end.
+    pub fn run(&mut self) -> Result<RunSummary> {
+        let t0 = Instant::now();
+        let writer = self.is_writer();
+        let mut log = if writer {
+            std::fs::create_dir_all(&self.run_dir).map_err(io_err(&self.run_dir))?;
+            let cfg_path = self.run_dir.join("config.toml");
+            std::fs::write(&cfg_path, self.cfg.to_toml()?).map_err(io_err(&cfg_path))?;
+            Some(JsonlLog::open(&self.run_dir)?)
+        } else {
+            None
+        };
+        let bar = crate::progress::Progress::new(self.steps_left(), self.progress && writer);
+        let mut last_ckpt = None;
+        let mut saved_at = None;
+        'epochs: while self.pos.epoch < self.cfg.optim.epochs {
+            let epoch = self.pos.epoch;
+            let modality = modality_of(epoch, self.cfg.optim.interval);
+            let te = Instant::now();
+            let mut stats = EpochStats::default();
+            let iter = self.loader(modality).epoch(epoch, self.pos.batch);
+            let mut iter = iter;
+            for pair in iter.by_ref() {
+                if self.cfg.max_steps > 0 && self.pos.step >= self.cfg.max_steps {
+                    break 'epochs;
+                }
+                let pair = pair?;
+                let rec = self.train_step(modality, &pair.views, pair.indices.len())?;
+                bar.step(&format!("ep {epoch} {} loss {:.4}", modality.name(), rec.loss));
+                stats.add(&rec);
+                if let Some(l) = log.as_mut() {
+                    l.write(&rec)?;
+                }
+                let every = self.cfg.checkpoint.every_steps;
+                if writer && every > 0 && self.pos.step % every == 0 {
+                    last_ckpt = Some(self.save_checkpoint()?);
+                    saved_at = Some(self.pos);
+                }
+            }
+            let skipped: Vec<String> =
+                iter.skipped().into_iter().map(|(p, why)| format!("{}: {why}", p.display())).collect();
+            if self.cfg.max_steps > 0 && self.pos.step >= self.cfg.max_steps && self.pos.batch < self.loader(modality).batches_per_epoch() {
+                break;
+            }
+            let rec = stats.finish(epoch, modality, te.elapsed().as_secs_f64(), &self.engine.loss, skipped)?;
+            bar.line(&format!(
+                "epoch {}/{} {}: loss {:.4} over {} steps, teacher entropy {:.3}, centre norm {:.3}, {:.1}s",
+                epoch + 1,
+                self.cfg.optim.epochs,
+                modality.name(),
+                rec.loss_mean,
+                rec.steps,
+                rec.teacher_entropy,
+                rec.center_norm,
+                rec.seconds
+            ));
+            if let Some(l) = log.as_mut() {
+                l.write(&rec)?;
+            }
+            self.pos = Position { epoch: epoch + 1, batch: 0, step: self.pos.step };
+            let every = self.cfg.checkpoint.every_epochs;
+            if writer && every > 0 && (epoch + 1) % every == 0 {
+                last_ckpt = Some(self.save_checkpoint()?);
+                saved_at = Some(self.pos);
+            }
+        }
+        bar.finish();
+        if writer {
+            if saved_at != Some(self.pos) {
+                last_ckpt = Some(self.save_checkpoint()?);
+            }
+            let log_path = self.run_dir.join("log.jsonl");
+            if let Err(e) = crate::plot::plot_log(&log_path, &self.run_dir.join("loss.png")) {
+                bar.line(&format!("warning: could not draw loss.png: {e}"));
+            }
+        }
+        Ok(RunSummary { position: self.pos, last_checkpoint: last_ckpt, seconds: t0.elapsed().as_secs_f64() })
+    }
+
+    /// One iteration (§3.5) on a batch; advances the position.
+    pub fn train_step(&mut self, modality: Modality, views: &[Tensor; 2], batch: usize) -> Result<StepRecord> {
+        let t0 = Instant::now();
+        let epoch = self.pos.epoch;
+        let sched = self.schedules.at(modality, epoch, self.pos.batch)?;
+        let settings = StepSettings {
+            lr: sched.lr,
+            wd: sched.wd,
+            momentum: sched.momentum,
+            clip: self.cfg.optim.clip_grad,
+            cancel_last_layer: epoch < self.cfg.optim.freeze_last_layer,
+            set_to_none: self.cfg.fixes.frozen_3d_untouched,
+        };
+        let out = self.engine.step(modality, views, epoch, &settings, self.collective.as_deref(), self.pos.step + 1)?;
+        let batch_index = self.pos.batch;
+        self.pos.batch += 1;
+        self.pos.step += 1;
+        let secs = t0.elapsed().as_secs_f64();
+        let world = self.collective.as_ref().map_or(1, |c| c.world_size());
+        Ok(StepRecord {
+            kind: "step".into(),
+            step: self.pos.step,
+            epoch,
+            batch: batch_index,
+            modality: modality.name().into(),
+            loss: out.total,
+            terms: out.terms,
+            lr: sched.lr,
+            wd: sched.wd,
+            momentum: sched.momentum,
+            teacher_temp: self.engine.loss.teacher_temp(epoch),
+            samples_per_s: (batch * world) as f64 / secs.max(1e-9),
+            teacher_entropy: out.teacher_entropy,
+            teacher_mean_entropy: out.teacher_mean_entropy,
+        })
+    }
+}
+
+/// The model configuration of a run.
+pub fn mit_config(cfg: &TrainConfig) -> Result<MitConfig> {
+    let arch = cfg.model.arch.parse().map_err(|e: candle::Error| SslError::Config(e.to_string()))?;
+    let m = MitConfig::preset(arch).with_img_size_2d(cfg.model.img_size_2d).with_img_size_3d(cfg.model.img_size_3d);
+    m.validate().map_err(|e| SslError::Config(e.to_string()))?;
+    Ok(m)
+}
+
+/// Running means of one epoch.
+#[derive(Default)]
+struct EpochStats {
+    steps: usize,
+    loss: f64,
+    terms: BTreeMap<String, f64>,
+    entropy: f64,
+    mean_entropy: f64,
+}
+
+impl EpochStats {
+    fn add(&mut self, r: &StepRecord) {
+        self.steps += 1;
+        self.loss += r.loss;
+        for (k, v) in &r.terms {
+            *self.terms.entry(k.clone()).or_default() += v;
+        }
+        self.entropy += r.teacher_entropy;
+        self.mean_entropy += r.teacher_mean_entropy;
+    }
+
+    fn finish(self, epoch: usize, m: Modality, seconds: f64, loss: &DinoLoss, skipped: Vec<String>) -> Result<EpochRecord> {
+        let n = self.steps.max(1) as f64;
+        let center_norm = f64::from(loss.center().sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?);
+        Ok(EpochRecord {
+            kind: "epoch".into(),
+            epoch,
+            modality: m.name().into(),
+            steps: self.steps,
+            loss_mean: self.loss / n,
+            terms_mean: self.terms.into_iter().map(|(k, v)| (k, v / n)).collect(),
+            teacher_entropy: self.entropy / n,
+            teacher_mean_entropy: self.mean_entropy / n,
+            center_norm,
+            seconds,
+            skipped,
+        })
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests of unimiss-ssl (one binary).
+
+mod common;
+mod optim;
+mod parity;
+mod train;

@@ -1,0 +1,142 @@
+//! End-to-end runs on the shipped sample: kill-and-resume exactness, loss going down without
+//! collapse, non-finite loss handling, export.
+
+use std::path::{Path, PathBuf};
+
+use unimiss_ssl::log::{StepRecord, read};
+use unimiss_ssl::{SslError, TrainConfig, Trainer};
+
+fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data-manifests/sample.tsv")
+}
+
+/// The sample preset, small and quick.
+fn tiny_cfg(out: &Path) -> TrainConfig {
+    let mut c = TrainConfig::sample();
+    c.output = out.to_path_buf();
+    c.data.manifest = manifest();
+    c.data.threads = 1;
+    c.model.out_dim = 256;
+    c.optim.epochs = 4;
+    c.checkpoint.every_epochs = 1;
+    c
+}
+
+fn losses(run: &Path) -> Vec<StepRecord> {
+    read(&run.join("log.jsonl")).expect("log").0
+}
+
+#[test]
+fn kill_and_resume_gives_identical_losses() -> unimiss_ssl::Result<()> {
+    let tmp = tempfile::tempdir().map_err(|e| SslError::Config(e.to_string()))?;
+    // A common random initialisation, saved once.
+    let init = tmp.path().join("init.safetensors");
+    {
+        let t = Trainer::new(tiny_cfg(&tmp.path().join("scratch")), None, None)?;
+        let map: std::collections::HashMap<String, candle::Tensor> =
+            t.student_vars().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        candle::safetensors::save(&map, &init)?;
+    }
+    let cfg = |dir: &str, max_steps: u64| {
+        let mut c = tiny_cfg(&tmp.path().join(dir));
+        c.init = init.display().to_string();
+        c.max_steps = max_steps;
+        c.checkpoint.every_epochs = 0;
+        c
+    };
+    // Straight: 2 steps of 2D epoch 0, then 3 steps of 3D epoch 1 → 5 steps.
+    let mut straight = Trainer::new(cfg("straight", 5), None, None)?;
+    straight.progress = false;
+    straight.run()?;
+    // Interrupted after 3 steps (inside the 3D epoch), resumed from the run directory.
+    let mut first = Trainer::new(cfg("resumed", 3), None, None)?;
+    first.progress = false;
+    let s = first.run()?;
+    assert_eq!((s.position.epoch, s.position.batch, s.position.step), (1, 1, 3));
+    drop(first);
+    let run = tmp.path().join("resumed");
+    let mut second = Trainer::new(cfg("resumed", 5), Some(&run), None)?;
+    second.progress = false;
+    assert_eq!(second.position().step, 3);
+    second.run()?;
+
+    let (a, b) = (losses(&tmp.path().join("straight")), losses(&run));
+    assert_eq!(a.len(), 5);
+    assert_eq!(b.len(), 5);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((x.step, x.epoch, &x.modality), (y.step, y.epoch, &y.modality));
+        assert_eq!(x.loss, y.loss, "step {}: straight {} vs resumed {}", x.step, x.loss, y.loss);
+        assert_eq!(x.terms, y.terms);
+        assert_eq!((x.lr, x.wd, x.momentum), (y.lr, y.wd, y.momentum));
+    }
+    // The weights end equal too.
+    for (k, v) in straight.teacher_vars() {
+        let w = &second.teacher_vars()[k];
+        let d = (v.as_tensor() - w.as_tensor())?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert_eq!(d, 0.0, "teacher {k} differs by {d}");
+    }
+    Ok(())
+}
+
+#[test]
+fn non_finite_loss_stops_and_keeps_the_last_checkpoint() -> unimiss_ssl::Result<()> {
+    let tmp = tempfile::tempdir().map_err(|e| SslError::Config(e.to_string()))?;
+    let run = tmp.path().join("run");
+    let mut c = tiny_cfg(&run);
+    c.max_steps = 1;
+    let mut t = Trainer::new(c.clone(), None, None)?;
+    t.progress = false;
+    t.run()?;
+    let good = unimiss_ssl::checkpoint::resolve(&run)?;
+    c.max_steps = 3;
+    let mut t = Trainer::new(c, Some(&run), None)?;
+    t.progress = false;
+    let w = &t.student_vars()["head.mlp.0.weight"];
+    w.set(&(w.as_tensor() * f64::NAN)?)?;
+    match t.run() {
+        Err(SslError::NonFiniteLoss { step, terms, .. }) => {
+            assert_eq!(step, 2);
+            assert!(terms.contains("dino=NaN"), "{terms}");
+        }
+        other => panic!("expected NonFiniteLoss, got {:?}", other.map(|s| s.position)),
+    }
+    assert_eq!(unimiss_ssl::checkpoint::resolve(&run)?, good);
+    let ck = unimiss_ssl::checkpoint::load(&run, &candle::Device::Cpu)?;
+    assert_eq!(ck.state.position.step, 1);
+    Ok(())
+}
+
+#[test]
+fn sample_run_lowers_the_loss_without_collapse() -> unimiss_ssl::Result<()> {
+    let tmp = tempfile::tempdir().map_err(|e| SslError::Config(e.to_string()))?;
+    let run = tmp.path().join("run");
+    let mut c = tiny_cfg(&run);
+    c.optim.epochs = 6;
+    let mut t = Trainer::new(c, None, None)?;
+    t.progress = false;
+    t.run()?;
+    let (steps, epochs) = read(&run.join("log.jsonl"))?;
+    for m in ["2d", "3d"] {
+        let l: Vec<f64> = steps.iter().filter(|s| s.modality == m).map(|s| s.loss).collect();
+        let k = (l.len() / 3).max(1);
+        let head: f64 = l[..k].iter().sum::<f64>() / k as f64;
+        let tail: f64 = l[l.len() - k..].iter().sum::<f64>() / k as f64;
+        assert!(tail < head, "{m} loss did not fall: first {k} mean {head}, last {k} mean {tail} ({l:?})");
+    }
+    let ln_k = (256f64).ln();
+    for e in &epochs {
+        assert!(e.teacher_entropy.is_finite() && e.center_norm.is_finite());
+        // Not uniform (entropy near ln K) and not a one-dimensional collapse of the batch.
+        assert!(e.teacher_entropy < 0.95 * ln_k, "epoch {}: teacher entropy {} ~ ln K", e.epoch, e.teacher_entropy);
+        assert!(e.teacher_mean_entropy > 0.1, "epoch {}: batch-mean entropy {}", e.epoch, e.teacher_mean_entropy);
+    }
+    assert!(run.join("loss.png").exists());
+    // Export the teacher backbone and read it back with the model crate.
+    let out = tmp.path().join("backbone.safetensors");
+    let n = unimiss_ssl::export::export_teacher(&run, &out, false)?;
+    let sd = unimiss_model::checkpoint::load(&out, unimiss_model::checkpoint::Which::Teacher)
+        .map_err(|e| SslError::Config(e.to_string()))?;
+    assert_eq!(sd.len(), n);
+    assert!(sd.get("backbone.transformer.patch_embed2D0.conv.weight").is_some());
+    Ok(())
+}
