@@ -1,4 +1,5 @@
 //! Benchmark families, one module each (`ops`, `model`, `data`, `train`, `transfer`).
 
 pub mod data;
+pub mod model;
 pub mod train;

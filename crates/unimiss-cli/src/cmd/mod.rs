@@ -2,7 +2,9 @@
 //! To add a verb: a module here, a variant in `Verb`, an arm in `run`.
 
 pub mod bench;
+pub mod convert;
 pub mod data_files;
+pub mod embed;
 pub mod export;
 pub mod extract_subvolumes;
 pub mod plot;
@@ -16,6 +18,10 @@ pub enum Verb {
     /// Benchmarks that print throughput (ops, model, data, train, transfer); `--json FILE` writes them.
     #[command(subcommand)]
     Bench(bench::Which),
+    /// Convert a checkpoint (.pth or safetensors) to safetensors with official key names.
+    Convert(convert::Args),
+    /// Backbone (and head) outputs for every 2D/3D batch of a safetensors file, or one image.
+    Embed(embed::Args),
     /// UniMiSS self-distillation pretraining (no arguments: the quick run on the shipped sample).
     Pretrain(pretrain::Args),
     /// Write the teacher backbone of a run (official keys) to a safetensors file.
@@ -33,6 +39,8 @@ pub enum Verb {
 pub fn run(verb: Verb) -> anyhow::Result<()> {
     match verb {
         Verb::Bench(w) => bench::run(w),
+        Verb::Convert(a) => convert::run(a),
+        Verb::Embed(a) => embed::run(a),
         Verb::Pretrain(a) => pretrain::run(a),
         Verb::Export(a) => export::run(a),
         Verb::Plot(a) => plot::run(a),
