@@ -11,11 +11,17 @@
 //! # Ok::<(), unimiss_tasks::TaskError>(())
 //! ```
 
+pub mod ckpt;
+pub mod config;
 pub mod dataset;
 pub mod error;
+pub mod evaluate;
+pub mod finetune;
+pub mod infer;
 pub mod labelled;
 pub mod losses;
 pub mod metrics;
+pub mod nets;
 pub mod optim;
 pub mod phantoms;
 pub mod plot;

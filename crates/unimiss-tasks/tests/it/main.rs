@@ -3,7 +3,9 @@
 mod losses;
 mod phantoms;
 mod metrics;
+mod nets;
 mod sliding;
+mod train;
 mod zoom;
 
 /// Asserts `|a − b| <= tol` with a readable message.

@@ -1,0 +1,81 @@
+//! Task networks on the model crate's MiT, and pretrained-weight loading.
+//!
+//! - [`Task::Cls3d`] / [`Task::Cls2d`]: [`ClsNet`], the MiT encoder path of one modality with the
+//!   RICORD head (reference §5.1): `LayerNorm(512, eps 1e-6)` on the stage-4 tokens, one
+//!   `Linear(512 → classes)` applied to the class token and to the mean patch token, averaged.
+//!   For 2D this adapts the MiT+ head of §5.3 (raw class token, no norm) to MiT: see
+//!   `docs/tasks.md`.
+//! - [`Task::Seg3d`] / [`Task::Seg2d`]: see `docs/tasks.md` for what the model crate must expose.
+
+pub mod cls;
+pub mod pretrained;
+
+use unimiss_model::Spatial;
+
+pub use cls::ClsNet;
+pub use pretrained::{LoadReport, load_pretrained};
+
+/// The four downstream tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Cls3d,
+    Seg3d,
+    Cls2d,
+    Seg2d,
+}
+
+impl Task {
+    pub const ALL: [Task; 4] = [Task::Cls3d, Task::Seg3d, Task::Cls2d, Task::Seg2d];
+
+    /// The modality the task runs on.
+    pub fn spatial(self) -> Spatial {
+        match self {
+            Task::Cls3d | Task::Seg3d => Spatial::Volumetric,
+            Task::Cls2d | Task::Seg2d => Spatial::Planar,
+        }
+    }
+
+    pub fn is_segmentation(self) -> bool {
+        matches!(self, Task::Seg3d | Task::Seg2d)
+    }
+
+    /// Whether the forward pass of the task network uses the parameter `key` (the model crate's
+    /// `Mit` also holds the decoder and the other modality's modules, which a classification
+    /// network never runs). Only these are trained.
+    pub fn uses(self, key: &str) -> bool {
+        let other = match self.spatial() {
+            Spatial::Planar => "3D",
+            Spatial::Volumetric => "2D",
+        };
+        match key.strip_prefix("backbone.") {
+            Some(rest) => rest.starts_with("transformer.") && !rest.contains(other),
+            None => true,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Cls3d => "cls3d",
+            Task::Seg3d => "seg3d",
+            Task::Cls2d => "cls2d",
+            Task::Seg2d => "seg2d",
+        }
+    }
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Task {
+    type Err = crate::TaskError;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        Task::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| crate::TaskError::Invalid(format!("unknown task {s:?} (expected cls3d, seg3d, cls2d or seg2d)")))
+    }
+}

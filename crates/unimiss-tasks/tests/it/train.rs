@@ -1,0 +1,74 @@
+use std::collections::BTreeMap;
+
+use candle::{Device, Tensor, Var};
+use unimiss_tasks::TaskError;
+use unimiss_tasks::config::{FinetuneConfig, Schedule};
+use unimiss_tasks::dataset::{random_flips, resize_linear, resize_nearest};
+use unimiss_tasks::nets::Task;
+use unimiss_tasks::optim::AdamW;
+
+use crate::close;
+
+#[test]
+fn adamw_first_step_by_hand() -> Result<(), TaskError> {
+    let dev = Device::Cpu;
+    let w = Var::from_tensor(&Tensor::new(&[1f32], &dev)?)?;
+    let mut opt = AdamW::new(BTreeMap::from([("w".to_string(), w.clone())]), 0.01, 1e-8);
+    // loss = 0.5·w → gradient 0.5
+    let grads = (w.as_tensor() * 0.5)?.sum_all()?.backward()?;
+    let norm = opt.step(&grads, 0.1, 0.0)?;
+    close(norm, 0.5, 1e-7, "grad norm");
+    // decay: 1·(1 − 0.1·0.01) = 0.999; m̂ = 0.5, v̂ = 0.25 → update 1 → 0.899
+    close(w.as_tensor().to_vec1::<f32>()?[0] as f64, 0.899, 1e-6, "theta");
+    Ok(())
+}
+
+#[test]
+fn global_clipping_scales_every_gradient() -> Result<(), TaskError> {
+    let dev = Device::Cpu;
+    let a = Var::from_tensor(&Tensor::new(&[0f32], &dev)?)?;
+    let b = Var::from_tensor(&Tensor::new(&[0f32], &dev)?)?;
+    let mut opt = AdamW::new(BTreeMap::from([("a".to_string(), a.clone()), ("b".to_string(), b.clone())]), 0.0, 1e-8);
+    let loss = ((a.as_tensor() * 3.0)? + (b.as_tensor() * 4.0)?)?.sum_all()?;
+    let norm = opt.step(&loss.backward()?, 0.1, 1.0)?;
+    close(norm, 5.0, 1e-6, "norm before clipping");
+    let st = opt.state_tensors();
+    let m = |k: &str| -> Result<f64, TaskError> { Ok(st[k].to_vec1::<f32>()?[0] as f64) };
+    // clipped gradients 3/5, 4/5; m = 0.1·g
+    close(m("m.a")?, 0.06, 1e-6, "m.a");
+    close(m("m.b")?, 0.08, 1e-6, "m.b");
+    Ok(())
+}
+
+#[test]
+fn presets_and_toml_overrides() -> Result<(), TaskError> {
+    let o = FinetuneConfig::official(Task::Seg3d);
+    assert_eq!((o.lr, o.weight_decay, o.clip_global_norm, o.schedule), (1e-4, 3e-5, 12.0, Schedule::PolyEpoch));
+    assert_eq!(FinetuneConfig::official(Task::Seg2d).adam_eps, 1e-4);
+    assert_eq!(FinetuneConfig::official(Task::Cls3d).patience, 30);
+    let c = FinetuneConfig::from_toml(Task::Cls2d, "preset = \"ci\"\nepochs = 9\n").map_err(TaskError::Invalid)?;
+    assert_eq!((c.epochs, c.arch.as_str(), c.input_2d), (9, "tiny", 64));
+    assert!(FinetuneConfig::from_toml(Task::Cls2d, "epochz = 9").is_err());
+    assert!(FinetuneConfig::from_toml(Task::Cls2d, "epochs = 0").is_err());
+    // poly: lr·(1 − t/T)^0.9
+    let p = FinetuneConfig::official(Task::Cls2d);
+    close(p.lr_at(0, 50, 100), 1e-4 * 0.5f64.powf(0.9), 1e-15, "poly iter");
+    close(o.lr_at(50, 0, 1), 1e-4 * 0.5f64.powf(0.9), 1e-15, "poly epoch");
+    Ok(())
+}
+
+#[test]
+fn resizing_and_flips() {
+    // linear: [0, 2] → 4 samples at (o + .5)/2 − .5 = −.25, .25, .75, 1.25 (clamped) → 0, .5, 1.5, 2
+    assert_eq!(resize_linear(&[0.0, 2.0], [1, 1, 2], [1, 1, 4]), vec![0.0, 0.5, 1.5, 2.0]);
+    assert_eq!(resize_nearest(&[1u32, 2, 3, 4], [1, 1, 4], [1, 1, 2]), vec![2, 4]);
+    let mut x = vec![1.0f32, 2.0, 3.0, 4.0];
+    let mut y = x.clone();
+    // flips are applied identically to image and target
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    for _ in 0..8 {
+        random_flips(&mut [(&mut x, 1), (&mut y, 1)], [1, 2, 2], &mut rng);
+        assert_eq!(x, y);
+    }
+}
