@@ -128,10 +128,10 @@ pub fn augment_intensity(
             };
             let (mn, sd) = mean_std(s);
             let (lo, hi) = min_max(s);
-            let range = f64::from(hi - lo) + 1e-7;
+            let range = (f64::from(hi - lo) + 1e-7) as f32;
+            let gf = g as f32;
             for v in s.iter_mut() {
-                *v = (((f64::from(*v) - f64::from(lo)) / range).powf(g) * range + f64::from(lo))
-                    as f32;
+                *v = ((*v - lo) / range).powf(gf) * range + lo;
             }
             let (m2, s2) = mean_std(s);
             let k = sd / (s2 + 1e-8);
