@@ -7,3 +7,4 @@ mod common;
 mod loader;
 mod manifest;
 mod nifti;
+mod subvolumes;
