@@ -14,6 +14,12 @@
 //! Bad arguments (rank, channel mismatch, zero stride, kernel larger than the padded input)
 //! give an error naming the op and the shapes, never a panic.
 //!
+//! On the CPU in f32/f64 the ops run as custom ops with fused backward passes: convolutions
+//! through one vol2col + GEMM engine (2D is 3D with depth 1; the column buffer is bounded, see
+//! [`set_conv_column_budget`]), fused layer/instance norm, softmax and LeakyReLU. On other
+//! devices (CUDA) and dtypes they run as compositions of candle primitives, the same ones
+//! exposed in [`reference`]. See `docs/ops.md`.
+//!
 //! ```
 //! use candle::{Device, Tensor, Var};
 //! use unimiss_ops::{conv3d, ConvParams};
