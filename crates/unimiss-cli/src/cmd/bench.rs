@@ -10,6 +10,8 @@ pub enum Which {
     Model(crate::bench::model::Args),
     /// Pretraining steps: ms per 2D and 3D step at the official batch shapes, peak memory.
     Train(crate::bench::train::Args),
+    /// Pretrained vs random initialisation on the phantoms at equal fine-tuning budget.
+    Transfer(crate::bench::transfer::Args),
 }
 
 pub fn run(which: Which) -> anyhow::Result<()> {
@@ -17,5 +19,6 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         Which::Data(a) => crate::bench::data::run(a),
         Which::Model(a) => crate::bench::model::run(a),
         Which::Train(a) => crate::bench::train::run(a),
+        Which::Transfer(a) => crate::bench::transfer::run(a),
     }
 }

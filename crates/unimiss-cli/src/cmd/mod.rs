@@ -5,9 +5,13 @@ pub mod bench;
 pub mod convert;
 pub mod data_files;
 pub mod embed;
+pub mod evaluate;
 pub mod export;
 pub mod extract_subvolumes;
+pub mod finetune;
+pub mod phantoms;
 pub mod plot;
+pub mod predict;
 pub mod pretrain;
 pub mod preview;
 pub mod resample;
@@ -34,6 +38,14 @@ pub enum Verb {
     ExtractSubvolumes(extract_subvolumes::Args),
     /// A PNG grid of both augmented views of a few samples of a manifest.
     Preview(preview::Args),
+    /// Fine-tune a (pretrained) MiT on a labelled manifest: --task cls3d|seg3d|cls2d|seg2d.
+    Finetune(finetune::Args),
+    /// Metrics of fine-tuned weights on a labelled test manifest, as JSON.
+    Evaluate(evaluate::Args),
+    /// Predictions of fine-tuned weights on an image, a volume or a directory.
+    Predict(predict::Args),
+    /// Generate the labelled synthetic CT / radiograph phantom benchmark.
+    Phantoms(phantoms::Args),
 }
 
 pub fn run(verb: Verb) -> anyhow::Result<()> {
@@ -47,5 +59,9 @@ pub fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::Resample(a) => resample::run(a),
         Verb::ExtractSubvolumes(a) => extract_subvolumes::run(a),
         Verb::Preview(a) => preview::run(a),
+        Verb::Finetune(a) => finetune::run(a),
+        Verb::Evaluate(a) => evaluate::run(a),
+        Verb::Predict(a) => predict::run(a),
+        Verb::Phantoms(a) => phantoms::run(a),
     }
 }
