@@ -2,5 +2,6 @@
 
 pub mod data;
 pub mod model;
+pub mod ops;
 pub mod train;
 pub mod transfer;
