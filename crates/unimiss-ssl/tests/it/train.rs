@@ -111,7 +111,9 @@ fn sample_run_lowers_the_loss_without_collapse() -> unimiss_ssl::Result<()> {
     let tmp = tempfile::tempdir().map_err(|e| SslError::Config(e.to_string()))?;
     let run = tmp.path().join("run");
     let mut c = tiny_cfg(&run);
-    c.optim.epochs = 6;
+    // As long as the shipped sample preset: over the first few steps centring raises the teacher
+    // entropy (and so the loss) faster than the student learns; 6 epochs made this test flaky.
+    c.optim.epochs = 16;
     let mut t = Trainer::new(c, None, None)?;
     t.progress = false;
     t.run()?;
