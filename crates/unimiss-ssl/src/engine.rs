@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle::{DType, Device, Tensor, Var};
-use candle_nn::{VarBuilder, VarMap};
-use unimiss_model::{HeadConfig, MitConfig, MitWithHead};
+use candle_nn::VarMap;
+use unimiss_model::{HeadConfig, MitConfig, MitWithHead, SeededVarMap};
 
 use crate::error::{Result, SslError};
 use crate::loss::{CenterReduce, DinoLoss, DinoLossConfig};
@@ -52,21 +52,23 @@ fn named_vars(vm: &VarMap) -> Result<BTreeMap<String, Var>> {
 }
 
 impl Engine {
-    /// A randomly initialised student (stochastic depth 0.1 with `drop_path`, fix §8.1), a
-    /// teacher equal to it, a fresh optimiser and a zero centre.
+    /// A student initialised from `seed` (the official init distributions, drawn per parameter
+    /// name, so the same seed gives the same weights on any machine; stochastic depth 0.1 with
+    /// `drop_path`, fix §8.1), a teacher equal to it, a fresh optimiser and a zero centre.
     pub fn new(
         mcfg: &MitConfig,
         hcfg: &HeadConfig,
         drop_path: bool,
         lcfg: DinoLossConfig,
         nepochs: usize,
+        seed: u64,
         dev: &Device,
     ) -> Result<Self> {
         let scfg = if drop_path { mcfg.clone().with_drop_path(0.1) } else { mcfg.clone() };
         let svm = VarMap::new();
-        let student = MitWithHead::new(&scfg, hcfg, VarBuilder::from_varmap(&svm, DType::F32, dev))?;
+        let student = MitWithHead::new(&scfg, hcfg, SeededVarMap::var_builder(&svm, seed, DType::F32, dev))?;
         let tvm = VarMap::new();
-        let teacher = MitWithHead::new(mcfg, hcfg, VarBuilder::from_varmap(&tvm, DType::F32, dev))?;
+        let teacher = MitWithHead::new(mcfg, hcfg, SeededVarMap::var_builder(&tvm, seed, DType::F32, dev))?;
         let student_vars = named_vars(&svm)?;
         let teacher_vars = named_vars(&tvm)?;
         let optim = AdamW::new(&student_vars);

@@ -115,7 +115,7 @@ impl Trainer {
             warmup_teacher_temp_epochs: cfg.loss.warmup_teacher_temp_epochs,
             center_momentum: cfg.loss.center_momentum,
         };
-        let mut engine = Engine::new(&mcfg, &hcfg, cfg.fixes.drop_path, lcfg, cfg.optim.epochs, &dev)?;
+        let mut engine = Engine::new(&mcfg, &hcfg, cfg.fixes.drop_path, lcfg, cfg.optim.epochs, cfg.seed, &dev)?;
         if !cfg.init.is_empty() {
             engine.init_student_from(Path::new(&cfg.init))?;
         }

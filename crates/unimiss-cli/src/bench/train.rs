@@ -61,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mcfg = MitConfig::preset(arch.parse()?);
         let hcfg = HeadConfig::new(mcfg.out_dim(), args.out_dim);
         let lcfg = DinoLossConfig { out_dim: args.out_dim, ..DinoLossConfig::default() };
-        let mut engine = Engine::new(&mcfg, &hcfg, false, lcfg, 10, &dev)?;
+        let mut engine = Engine::new(&mcfg, &hcfg, false, lcfg, 10, 0, &dev)?;
         let settings = StepSettings { lr: 6e-4, wd: 0.04, momentum: 0.996, clip: 0.3, cancel_last_layer: false, set_to_none: false };
         for (m, views, samples) in [
             (Modality::Image2d, [Tensor::rand(0f32, 1.0, (4, 3, 224, 224), &dev)?, Tensor::rand(0f32, 1.0, (4, 3, 224, 224), &dev)?], 4.0),
