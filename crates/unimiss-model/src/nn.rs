@@ -84,7 +84,7 @@ impl Mlp {
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.fc1.forward(x)?;
-        let h = time("gelu", || h.gelu_erf())?;
+        let h = time("gelu", || unimiss_ops::gelu(&h))?;
         self.fc2.forward(&h)
     }
 }

@@ -40,7 +40,7 @@ mod conv;
 pub mod interp;
 mod norm;
 
-pub use activation::{leaky_relu, softmax_last_dim};
+pub use activation::{gelu, leaky_relu, softmax_last_dim};
 pub use conv::{
     ConvParams, ConvTransposeParams, conv_transpose2d, conv_transpose3d, conv2d, conv3d, set_conv_column_budget,
 };

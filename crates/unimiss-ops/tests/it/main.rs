@@ -4,5 +4,6 @@
 mod common;
 mod composed;
 mod conv;
+mod gelu;
 mod interp;
 mod norm;
