@@ -1,0 +1,69 @@
+//! The `unimiss` binary driven as scripts call it: `convert` then `embed` on the official
+//! fixture checkpoint, compared with the official outputs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candle::{Device, Tensor};
+
+type Res = Result<(), Box<dyn std::error::Error>>;
+
+fn fixtures() -> Option<PathBuf> {
+    let dir = std::env::var_os("UNIMISS_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/parity"));
+    if dir.join("mit_tiny_official.pth").is_file() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("parity fixtures not found at {} (CI=true)", dir.display());
+    }
+    eprintln!("SKIPPED: fixtures not found at {}", dir.display());
+    None
+}
+
+fn unimiss(args: &[&str]) -> Res {
+    let out = Command::new(env!("CARGO_BIN_EXE_unimiss")).args(args).output()?;
+    if !out.status.success() {
+        return Err(format!("unimiss {args:?} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(())
+}
+
+/// max |a − e| / max |e|
+fn rel_err(a: &Tensor, e: &Tensor) -> Result<f32, candle::Error> {
+    let d = (a - e)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    Ok(d / e.abs()?.max_all()?.to_scalar::<f32>()?)
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+#[test]
+fn convert_then_embed_reproduces_the_official_outputs() -> Res {
+    let Some(fx) = fixtures() else { return Ok(()) };
+    let tmp = tempfile::tempdir()?;
+    let (weights, inputs, output) =
+        (tmp.path().join("w.safetensors"), tmp.path().join("in.safetensors"), tmp.path().join("out.safetensors"));
+    unimiss(&["convert", "--from", path(&fx.join("mit_tiny_official.pth")), "--to", path(&weights), "--which", "teacher"])?;
+
+    let io = candle::safetensors::load(fx.join("mit_tiny_io.safetensors"), &Device::Cpu)?;
+    // The model inputs only (the file also holds rank-4/5 stage outputs, which are not images).
+    let names = ["input2d", "input3d", "input2d_interp1", "input3d_interp"];
+    let batch: HashMap<String, Tensor> = names.iter().map(|n| (n.to_string(), io[*n].clone())).collect();
+    candle::safetensors::save(&batch, &inputs)?;
+    unimiss(&["embed", "--weights", path(&weights), "--arch", "tiny", "--inputs", path(&inputs), "--output", path(&output)])?;
+
+    let got = candle::safetensors::load(&output, &Device::Cpu)?;
+    let expect =
+        [("input2d", "out2d"), ("input2d.head", "head2d"), ("input3d", "out3d"), ("input3d.head", "head3d"), ("input2d_interp1", "out2d_interp1"), ("input3d_interp", "out3d_interp")];
+    for (ours, official) in expect {
+        let a = got.get(ours).ok_or_else(|| format!("embed wrote no {ours}"))?;
+        let e = rel_err(a, &io[official])?;
+        // The fixture README's tolerance for outputs: 1e-5 relative to the largest value.
+        assert!(e <= 1e-5, "{ours} vs official {official}: relative error {e}");
+    }
+    Ok(())
+}
