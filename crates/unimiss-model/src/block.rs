@@ -42,18 +42,24 @@ impl Attention {
         })
     }
 
-    /// Keys/values source: `x [B, 1+N, C]` (class token first) → `[B, 1+N', C]`.
+    /// Keys/values source: `x [B, 1+N, C]` (class token first) → `[B, 1+N', C]`. Without class
+    /// token (`x [B, N, C]`, the segmentation networks) all tokens are reduced: `[B, N', C]`.
     fn reduce(&self, x: &Tensor, grid: &Grid) -> Result<Tensor> {
         let Some((convs, norm)) = &self.sr else { return Ok(x.clone()) };
         let (b, n, c) = x.dims3()?;
-        if n != grid.tokens() + 1 {
-            bail!("attention: {n} tokens do not match grid {grid} plus a class token")
-        }
-        let map = time("reshape", || x.narrow(1, 1, n - 1)?.transpose(1, 2)?.reshape(grid.map_shape(b, c)))?;
+        let has_cls = if n == grid.tokens() + 1 {
+            true
+        } else if n == grid.tokens() {
+            false
+        } else {
+            bail!("attention: {n} tokens do not match grid {grid} (with or without a class token)")
+        };
+        let first = has_cls as usize;
+        let map = time("reshape", || x.narrow(1, first, n - first)?.transpose(1, 2)?.reshape(grid.map_shape(b, c)))?;
         let red = convs.get(grid.spatial).forward(&map)?;
         let red = time("reshape", || {
             let red = red.flatten_from(2)?.transpose(1, 2)?;
-            Tensor::cat(&[&x.narrow(1, 0, 1)?, &red], 1)
+            if has_cls { Tensor::cat(&[&x.narrow(1, 0, 1)?, &red], 1) } else { Ok(red) }
         })?;
         norm.forward(&red)
     }

@@ -65,6 +65,13 @@ pub struct MitConfig {
     /// the 0.1 it passes. When positive, block `i` of `n` in the encoder (and separately in the
     /// decoder) drops its residual branch with probability `rate · i / (n − 1)` in training mode.
     pub drop_path: f64,
+    /// Whether the network carries class tokens (`cls_tokens*` and a class entry in every
+    /// positional table). `true` for pretraining and classification; the official segmentation
+    /// networks (BCV, JSRT) are built without (reference §5.2): their positional tables have no
+    /// class entry, are added without resizing (the input must have the built size), and
+    /// attention reduces all tokens. Such a network has no class-token output: use
+    /// [`crate::Mit::forward_dense`].
+    pub cls_token: bool,
 }
 
 /// Channels of the stem convolution (`patch_embed*0`).
@@ -102,6 +109,7 @@ impl MitConfig {
             img_size_2d: 224,
             img_size_3d: [16, 96, 96],
             drop_path: 0.0,
+            cls_token: true,
         }
     }
 
@@ -117,6 +125,12 @@ impl MitConfig {
 
     pub fn with_drop_path(mut self, rate: f64) -> Self {
         self.drop_path = rate;
+        self
+    }
+
+    /// Builds with (`true`, default) or without class tokens; see [`MitConfig::cls_token`].
+    pub fn with_cls_token(mut self, cls_token: bool) -> Self {
+        self.cls_token = cls_token;
         self
     }
 

@@ -7,7 +7,7 @@ use candle_nn::VarBuilder;
 use crate::config::{MitConfig, STEM_DIM};
 use crate::nn::{ConvBlock, ConvSpec, Linear, TRUNC_NORMAL_02};
 use crate::spatial::{Grid, Spatial, Switch};
-use crate::stage::{ENCODER, Stage, split};
+use crate::stage::{ENCODER, Stage, split, to_map};
 
 /// Encoder outputs, as the official `MiT_encoder.forward` returns them.
 #[derive(Clone, Debug)]
@@ -16,17 +16,20 @@ pub struct EncoderOutput {
     pub stem: Tensor,
     /// `out[1..=3]`: stage maps `[B, C_k, grid_k..]` (class token dropped).
     pub maps: [Tensor; 3],
-    /// `out[4]`: stage-4 tokens `[B, 1 + N_4, 512]`, class token first, no norm.
+    /// `out[4]`: stage-4 tokens `[B, 1 + N_4, 512]`, class token first, no norm
+    /// (`[B, N_4, 512]` for a network built without class tokens).
     pub tokens: Tensor,
     /// The stage-4 grid.
     pub grid: Grid,
 }
 
-/// How a stage gets its class token: the learned vector (stage 1) or a Linear of the previous one.
+/// How a stage gets its class token: the learned vector (stage 1) or a Linear of the previous
+/// one; `Absent` in a network built without class tokens.
 #[derive(Clone, Debug)]
 enum ClsIn {
     Token(Tensor),
     Project(Linear),
+    Absent,
 }
 
 #[derive(Clone, Debug)]
@@ -75,13 +78,16 @@ impl Encoder {
             let k = i + 1;
             let spec = ConvSpec { inp: prev, out: st.dim, kernel: 3, stride: [2; 3], padding: 1, bias: false, label: "conv_embed" };
             let embed = Switch::try_new(|s| ConvBlock::new(s, &spec, vb.pp(format!("patch_embed{}{k}", s.tag())).pp("proj")))?;
-            let cls = if k == 1 {
+            let cls = if !cfg.cls_token {
+                ClsIn::Absent
+            } else if k == 1 {
                 ClsIn::Token(vb.get_with_hints((1, 1, st.dim), "cls_tokens1", TRUNC_NORMAL_02)?)
             } else {
                 ClsIn::Project(Linear::new(prev, st.dim, true, vb.pp(format!("cls_tokens{k}")))?)
             };
             let stage = Stage::new(
                 st,
+                cfg.cls_token,
                 ENCODER,
                 &rates[first_block..first_block + st.depth],
                 |s| format!("pos_embed{}{k}", s.tag()),
@@ -116,20 +122,27 @@ impl Encoder {
                 )
             }
             let c = match (&st.cls, &cls) {
-                (ClsIn::Token(t), _) => t.broadcast_as((b, 1, t.dim(2)?))?,
-                (ClsIn::Project(lin), Some(prev)) => lin.forward(prev)?,
+                (ClsIn::Token(t), _) => Some(t.broadcast_as((b, 1, t.dim(2)?))?),
+                (ClsIn::Project(lin), Some(prev)) => Some(lin.forward(prev)?),
                 (ClsIn::Project(_), None) => bail!("encoder stage {} has no incoming class token", i + 1),
+                (ClsIn::Absent, _) => None,
             };
-            let tokens = st.stage.forward(&emb, &grid, &c, train)?;
+            let tokens = st.stage.forward(&emb, &grid, c.as_ref(), train)?;
             if i == 3 {
                 let [m1, m2, m3]: [Tensor; 3] = maps
                     .try_into()
                     .map_err(|_| candle::Error::Msg("encoder: expected three stage maps".into()))?;
                 return Ok(EncoderOutput { stem, maps: [m1, m2, m3], tokens, grid });
             }
-            let (next_cls, next_map) = split(&tokens, &grid)?;
+            let (next_cls, next_map) = match c {
+                Some(_) => {
+                    let (nc, nm) = split(&tokens, &grid)?;
+                    (Some(nc), nm)
+                }
+                None => (None, to_map(&tokens, &grid)?),
+            };
             maps.push(next_map.clone());
-            cls = Some(next_cls);
+            cls = next_cls;
             map = next_map;
         }
         bail!("encoder: expected four stages, found {}", self.stages.len())

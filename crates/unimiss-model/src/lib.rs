@@ -53,5 +53,5 @@ pub use config::{Arch, HeadConfig, MitConfig, STEM_DIM, StageConfig};
 pub use encoder::EncoderOutput;
 pub use head::{Head, MitWithHead, is_frozen};
 pub use init::SeededVarMap;
-pub use mit::Mit;
+pub use mit::{DenseOutput, Mit};
 pub use spatial::{Grid, Spatial};

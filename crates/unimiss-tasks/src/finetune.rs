@@ -16,13 +16,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle::{DType, Device, Tensor, Var};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarMap;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use unimiss_model::checkpoint::Which;
-use unimiss_model::{Arch, MitConfig};
+use unimiss_model::{Arch, MitConfig, SeededVarMap};
+
+use crate::augment::Augmenter;
+use crate::labelled::LabelledSample;
+use crate::segment::{mean_dice, seg_batch, seg_channels, seg_cases, seg_loss};
 
 use crate::ckpt::{TaskMeta, assign, load_weights, save_tensors, save_weights, write_atomic};
 use crate::config::FinetuneConfig;
@@ -32,7 +36,7 @@ use crate::infer::{input_of, predict_probs};
 use crate::labelled::LabelledManifest;
 use crate::losses::cross_entropy;
 use crate::metrics::classification_metrics;
-use crate::nets::{ClsNet, Task, load_pretrained};
+use crate::nets::{ClsNet, SegNet, Task, TaskNet, load_pretrained};
 
 /// What to fine-tune.
 #[derive(Debug, Clone)]
@@ -75,21 +79,22 @@ pub fn mit_config(cfg: &FinetuneConfig) -> Result<MitConfig> {
     Ok(m)
 }
 
-/// Builds the network of `meta` on a fresh variable map (random initialisation).
-pub fn build_net(meta: &TaskMeta, dev: &Device) -> Result<(VarMap, ClsNet)> {
-    if meta.task.is_segmentation() {
-        return Err(TaskError::Invalid(format!(
-            "{}: the segmentation networks need decoder hooks the model crate does not expose yet (see docs/tasks.md)",
-            meta.task
-        )));
-    }
+/// Builds the network of `meta` on a fresh variable map, initialised deterministically from the
+/// config seed ([`SeededVarMap`]).
+pub fn build_net(meta: &TaskMeta, dev: &Device) -> Result<(VarMap, TaskNet)> {
     let vm = VarMap::new();
-    let net = ClsNet::new(&mit_config(&meta.config)?, meta.task.spatial(), meta.classes.len(), VarBuilder::from_varmap(&vm, DType::F32, dev))?;
+    let vb = SeededVarMap::var_builder(&vm, meta.config.seed, DType::F32, dev);
+    let cfg = mit_config(&meta.config)?;
+    let k = meta.classes.len();
+    let net = match meta.task {
+        Task::Seg3d | Task::Seg2d => TaskNet::Seg(SegNet::new(&cfg, meta.task.spatial(), k, meta.task == Task::Seg3d, vb)?),
+        Task::Cls3d | Task::Cls2d => TaskNet::Cls(ClsNet::new(&cfg, meta.task.spatial(), k, vb)?),
+    };
     Ok((vm, net))
 }
 
 /// Loads a task weight file into a fresh network.
-pub fn load_net(path: &Path, dev: &Device) -> Result<(TaskMeta, ClsNet)> {
+pub fn load_net(path: &Path, dev: &Device) -> Result<(TaskMeta, TaskNet)> {
     let (tensors, meta) = load_weights(path, dev)?;
     let (vm, net) = build_net(&meta, dev)?;
     assign(&vm, &tensors, path)?;
@@ -115,8 +120,13 @@ fn append_log(path: &Path, v: &serde_json::Value) -> Result<()> {
     writeln!(f, "{v}").map_err(|e| TaskError::file(path, e))
 }
 
-/// Validation metric: ROC-AUC, or accuracy when AUC is undefined (one class only).
-fn val_metric(net: &ClsNet, job: &FinetuneJob, val: &LabelledManifest, classes: usize, dev: &Device) -> Result<f64> {
+/// Validation metric: ROC-AUC, or accuracy when AUC is undefined (one class only); mean Dice for
+/// segmentation.
+fn val_metric(net: &TaskNet, job: &FinetuneJob, val: &LabelledManifest, classes: usize, dev: &Device) -> Result<f64> {
+    let net = match net {
+        TaskNet::Cls(n) => n,
+        TaskNet::Seg(n) => return Ok(mean_dice(&seg_cases(n, job.task, val, classes, &job.config, dev)?)),
+    };
     let paths: Vec<&Path> = val.samples.iter().map(|s| s.sample.path.as_path()).collect();
     let probs = predict_probs(net, job.task, &paths, &job.config, false, dev)?;
     let labels = (0..val.samples.len()).map(|i| val.class_index(i, classes, &job.val)).collect::<Result<Vec<_>>>()?;
@@ -136,9 +146,14 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
             return Err(TaskError::file(p, format!("{}: modality {} does not fit task {}", s.sample.path.display(), s.sample.modality, job.task)));
         }
     }
-    let classes = class_names(&train, &job.train)?;
+    let seg = job.task.is_segmentation();
+    let classes = if seg { seg_channels(job.task, &train, &job.train)? } else { class_names(&train, &job.train)? };
     let k = classes.len();
-    let labels = (0..train.samples.len()).map(|i| train.class_index(i, k, &job.train)).collect::<Result<Vec<_>>>()?;
+    let labels = match seg {
+        true => vec![],
+        false => (0..train.samples.len()).map(|i| train.class_index(i, k, &job.train)).collect::<Result<Vec<_>>>()?,
+    };
+    let augmenter = Augmenter::preset(job.task, cfg.seed);
     let meta = TaskMeta { task: job.task, classes: classes.clone(), config: cfg.clone() };
     std::fs::create_dir_all(&job.output).map_err(|e| TaskError::file(&job.output, e))?;
     let (vm, net) = build_net(&meta, dev)?;
@@ -183,19 +198,28 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
         let lr_epoch = cfg.lr_at(epoch, 0, total_steps);
         let mut loss_sum = 0.0;
         for it in 0..iters {
-            let mut xs = Vec::with_capacity(bs);
-            let mut ys = Vec::with_capacity(bs);
-            for b in 0..bs {
-                let idx = order[(it * bs + b) % n];
-                let (mut x, shape) = input_of(job.task, &train.samples[idx].sample.path, cfg)?;
-                let dims: [usize; 3] = if shape.len() == 4 { [shape[1], shape[2], shape[3]] } else { [1, shape[1], shape[2]] };
-                random_flips(&mut [(&mut x, shape[0])], dims, &mut rng);
-                xs.push(Tensor::from_vec(x, shape, dev)?);
-                ys.push(labels[idx] as u32);
-            }
-            let x = Tensor::stack(&xs, 0)?;
-            let y = Tensor::from_vec(ys, bs, dev)?;
-            let loss = cross_entropy(&net.forward(&x)?, &y)?;
+            let idxs: Vec<usize> = (0..bs).map(|b| order[(it * bs + b) % n]).collect();
+            let loss = match &net {
+                TaskNet::Seg(sn) => {
+                    let samples: Vec<&LabelledSample> = idxs.iter().map(|&i| &train.samples[i]).collect();
+                    let (x, y) = seg_batch(job.task, &samples, &idxs, k, cfg, augmenter.as_ref().map(|a| (a, epoch)), dev)?;
+                    seg_loss(sn, job.task, &x, &y, cfg)?
+                }
+                TaskNet::Cls(cn) => {
+                    let mut xs = Vec::with_capacity(bs);
+                    let mut ys = Vec::with_capacity(bs);
+                    for &idx in &idxs {
+                        let (mut x, shape) = input_of(job.task, &train.samples[idx].sample.path, cfg)?;
+                        let dims: [usize; 3] = if shape.len() == 4 { [shape[1], shape[2], shape[3]] } else { [1, shape[1], shape[2]] };
+                        random_flips(&mut [(&mut x, shape[0])], dims, &mut rng);
+                        xs.push(Tensor::from_vec(x, shape, dev)?);
+                        ys.push(labels[idx] as u32);
+                    }
+                    let x = Tensor::stack(&xs, 0)?;
+                    let y = Tensor::from_vec(ys, bs, dev)?;
+                    cross_entropy(&cn.forward(&x)?, &y)?
+                }
+            };
             let lv = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !lv.is_finite() {
                 return Err(TaskError::Invalid(format!("loss is {lv} at epoch {epoch} step {}; the best checkpoint is kept", st.step + 1)));

@@ -11,6 +11,7 @@
 //! # Ok::<(), unimiss_tasks::TaskError>(())
 //! ```
 
+pub mod augment;
 pub mod ckpt;
 pub mod config;
 pub mod dataset;
@@ -25,6 +26,7 @@ pub mod nets;
 pub mod optim;
 pub mod phantoms;
 pub mod plot;
+pub mod segment;
 pub mod sliding;
 pub mod zoom;
 

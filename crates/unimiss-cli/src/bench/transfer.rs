@@ -9,8 +9,7 @@
 //!    (the `sample` preset: tiny MiT at 64² / 16×64×64);
 //! 3. for each task and each initialisation: `finetune --config ci --epochs F` then `evaluate`.
 //!
-//! The segmentation tasks are not compared yet (their networks need model-crate hooks, see
-//! `docs/tasks.md`); the comparison runs on the classification tasks.
+//! By default the comparison runs on `seg3d` (test mean Dice) and `cls2d` (test AUC/accuracy).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,7 +33,7 @@ pub struct Args {
     #[arg(long, default_value_t = 6)]
     pub epochs: usize,
     /// Tasks to compare.
-    #[arg(long, value_delimiter = ',', default_value = "cls2d,cls3d")]
+    #[arg(long, value_delimiter = ',', default_value = "seg3d,cls2d")]
     pub tasks: Vec<String>,
     /// Reuse an existing pretraining checkpoint (weights.safetensors of a run) instead of step 2.
     #[arg(long)]
@@ -129,21 +128,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let rep: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
             rows.push(serde_json::json!({
                 "task": task, "init": init, "finetune_s": secs, "epochs": args.epochs,
-                "accuracy": rep["accuracy"], "auc": rep["auc"], "ap": rep["ap"],
+                "accuracy": rep["accuracy"], "auc": rep["auc"], "ap": rep["ap"], "dice_mean": rep["dice_mean"],
             }));
         }
     }
     println!("bench transfer (phantoms: {} cases, seed {}; pretraining {:.0} s; fine-tuning {} epochs, preset ci)", args.count, args.seed, t_pre, args.epochs);
-    println!("{:<7} {:<11} {:>9} {:>7} {:>7} {:>10}", "task", "init", "accuracy", "auc", "ap", "finetune s");
+    println!("{:<7} {:<11} {:>9} {:>7} {:>7} {:>9} {:>10}", "task", "init", "accuracy", "auc", "ap", "dice_mean", "finetune s");
     let f = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
     for r in &rows {
         println!(
-            "{:<7} {:<11} {:>9} {:>7} {:>7} {:>10.0}",
+            "{:<7} {:<11} {:>9} {:>7} {:>7} {:>9} {:>10.0}",
             r["task"].as_str().unwrap_or(""),
             r["init"].as_str().unwrap_or(""),
             f(&r["accuracy"]),
             f(&r["auc"]),
             f(&r["ap"]),
+            f(&r["dice_mean"]),
             r["finetune_s"].as_f64().unwrap_or(0.0)
         );
     }

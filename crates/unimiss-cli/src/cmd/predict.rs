@@ -1,5 +1,6 @@
 //! `cargo xtask predict --task … --weights FILE --input IMAGE_OR_DIR --output DIR`: class
-//! probabilities of every input as `DIR/predictions.csv`.
+//! probabilities of every input as `DIR/predictions.csv`; for seg3d/seg2d a NIfTI label map with
+//! the input's affine and spacing, or one PNG mask per label, per input (listed in the CSV).
 
 use std::path::PathBuf;
 

@@ -5,15 +5,25 @@
 //!   `Linear(512 → classes)` applied to the class token and to the mean patch token, averaged.
 //!   For 2D this adapts the MiT+ head of §5.3 (raw class token, no norm) to MiT: see
 //!   `docs/tasks.md`.
-//! - [`Task::Seg3d`] / [`Task::Seg2d`]: see `docs/tasks.md` for what the model crate must expose.
+//! - [`Task::Seg3d`] / [`Task::Seg2d`]: [`SegNet`], the MiT encoder + decoder without class
+//!   tokens with the BCV segmentation head (reference §5.2), mirrored in 2D (see `docs/tasks.md`).
 
 pub mod cls;
 pub mod pretrained;
+pub mod seg;
 
 use unimiss_model::Spatial;
 
 pub use cls::ClsNet;
+pub use seg::SegNet;
 pub use pretrained::{LoadReport, load_pretrained};
+
+/// A task network of either kind.
+#[derive(Debug, Clone)]
+pub enum TaskNet {
+    Cls(ClsNet),
+    Seg(SegNet),
+}
 
 /// The four downstream tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -41,16 +51,21 @@ impl Task {
     }
 
     /// Whether the forward pass of the task network uses the parameter `key` (the model crate's
-    /// `Mit` also holds the decoder and the other modality's modules, which a classification
+    /// `Mit` also holds the other modality's modules, and the decoder, which a classification
     /// network never runs). Only these are trained.
     pub fn uses(self, key: &str) -> bool {
-        let other = match self.spatial() {
+        let other = self.other_tag();
+        match key.strip_prefix("backbone.") {
+            Some(rest) => (rest.starts_with("transformer.") || (self.is_segmentation() && is_decoder_key(rest))) && !rest.contains(other),
+            None => true,
+        }
+    }
+
+    /// The key infix of the modality the task does not run (`3D` for 2D tasks, `2D` for 3D).
+    pub fn other_tag(self) -> &'static str {
+        match self.spatial() {
             Spatial::Planar => "3D",
             Spatial::Volumetric => "2D",
-        };
-        match key.strip_prefix("backbone.") {
-            Some(rest) => rest.starts_with("transformer.") && !rest.contains(other),
-            None => true,
         }
     }
 
@@ -62,6 +77,12 @@ impl Task {
             Task::Seg2d => "seg2d",
         }
     }
+}
+
+/// Whether `key` (below `backbone.`) is a decoder parameter: `DecEmbed*`, `DecPosEmbed*`,
+/// `Decblock*`, the final `norm`, or a decoder `cls_tokens*` projection.
+pub fn is_decoder_key(key: &str) -> bool {
+    key.starts_with("Dec") || key.starts_with("norm.") || key.starts_with("cls_tokens")
 }
 
 impl std::fmt::Display for Task {

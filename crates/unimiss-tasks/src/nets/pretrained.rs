@@ -55,16 +55,41 @@ impl LoadReport {
 }
 
 /// The key rule of one task: `Some(target key)` when the file tensor `key` is used.
-fn target_key(task: Task, key: &str) -> Option<String> {
-    let other = match task.spatial() {
-        unimiss_model::Spatial::Planar => "3D",
-        unimiss_model::Spatial::Volumetric => "2D",
-    };
-    let rest = key.strip_prefix("backbone.transformer.")?;
-    if rest.contains(other) {
+///
+/// Classification keeps the encoder (`backbone.transformer.*`) of its modality (§5.1, §5.3).
+/// Segmentation also keeps the decoder (`DecEmbed`, `DecPosEmbed`, `Decblock`, `norm`) and drops
+/// every class-token projection (§5.2: the BCV network has none). Our networks keep the `3D`/`2D`
+/// infix (the model crate holds both modalities), so the official BCV rename "remove `3D`" is the
+/// identity here; official `.pth` keys are normalised to `backbone.…` by the model crate.
+pub fn target_key(task: Task, key: &str) -> Option<String> {
+    let rest = key.strip_prefix("backbone.")?;
+    if rest.contains(task.other_tag()) {
         return None;
     }
-    Some(key.to_string())
+    let keep = match task.is_segmentation() {
+        false => rest.starts_with("transformer."),
+        true => {
+            let enc = rest.strip_prefix("transformer.");
+            let cls = enc.unwrap_or(rest).starts_with("cls_tokens");
+            !cls && (enc.is_some() || super::is_decoder_key(rest))
+        }
+    };
+    keep.then(|| key.to_string())
+}
+
+/// How the class entry of the file's table `key` is treated when zooming to the task's table:
+/// classification keeps class tokens (zoom the whole table); segmentation zooms encoder tables
+/// 1–3 whole and drops the class entry of `pos_embed*4` and the decoder tables (§5.2).
+pub fn class_entry(task: Task, key: &str) -> ClassEntry {
+    if !task.is_segmentation() {
+        return ClassEntry::Include;
+    }
+    let last = key.rsplit('.').next().unwrap_or(key);
+    if last.starts_with("DecPosEmbed") || last.ends_with('4') {
+        ClassEntry::Drop
+    } else {
+        ClassEntry::Include
+    }
 }
 
 fn is_pos_table(key: &str) -> bool {
@@ -92,7 +117,7 @@ pub fn load_pretrained(vm: &VarMap, path: &Path, which: Which, task: Task) -> Re
         let t: Tensor = if t.dims() == want.as_slice() {
             t.clone()
         } else if is_pos_table(&target) && t.rank() == 3 && want.len() == 3 && t.dim(2)? == want[2] {
-            let z = zoom_pos_table(t, want[1], ClassEntry::Include)?;
+            let z = zoom_pos_table(t, want[1], class_entry(task, &target))?;
             report.zoomed.push((target.clone(), t.dim(1)?, want[1]));
             z
         } else {

@@ -4,6 +4,7 @@ mod losses;
 mod phantoms;
 mod metrics;
 mod nets;
+mod seg;
 mod sliding;
 mod train;
 mod zoom;
