@@ -28,8 +28,8 @@ pub struct Args {
 
 /// The official pipelines (torchvision 0.29 on PIL + cv2 + nibabel 5.4 + batchgenerators 0.25,
 /// one thread), samples per CPU-second, measured on this machine kind side by side with this
-/// benchmark (script and figures in docs/data.md).
-const PYTHON_PER_CPU_S: [(&str, f64); 2] = [("2d", 24.4), ("3d", 19.0)];
+/// benchmark (script and figures in docs/data.md; the latest of two sessions' measurements).
+const PYTHON_PER_CPU_S: [(&str, f64); 2] = [("2d", 21.6), ("3d", 24.2)];
 
 fn list(dir: &Path, m: Modality) -> anyhow::Result<Vec<Sample>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -6,6 +6,7 @@
 //! fuzzable from a byte slice; a small reader that streams through zlib-rs does all of that in a
 //! few hundred lines and decodes straight to f32.
 
+mod decode;
 mod header;
 mod read;
 mod write;
@@ -69,18 +70,24 @@ impl NiftiImage {
                 }
             }
         }
-        let [sx, sy, sz] = self.header.spacing_xyz();
-        Volume {
-            data,
-            dims: [nz, nx, ny],
-            spacing: [sz, sx, sy],
-            affine: self.header.affine(),
-            source_datatype: self.header.datatype,
-        }
+        Volume::from_model_order(&self.header, data)
     }
 }
 
 impl Volume {
+    /// The volume of `header` from voxels already in (D, H, W) = (z, x, y) order.
+    fn from_model_order(header: &NiftiHeader, data: Vec<f32>) -> Volume {
+        let [nx, ny, nz] = header.dims;
+        let [sx, sy, sz] = header.spacing_xyz();
+        Volume {
+            data,
+            dims: [nz, nx, ny],
+            spacing: [sz, sx, sy],
+            affine: header.affine(),
+            source_datatype: header.datatype,
+        }
+    }
+
     /// Value at model-order (d, h, w).
     pub fn at(&self, d: usize, h: usize, w: usize) -> f32 {
         let [_, hh, ww] = self.dims;
@@ -93,7 +100,10 @@ pub fn read_nifti_image(path: impl AsRef<Path>) -> Result<NiftiImage> {
     read_nifti_image_limited(path.as_ref(), DEFAULT_MAX_VOXELS)
 }
 
-/// Reads a NIfTI file as a model-order (D, H, W) = (z, x, y) [`Volume`].
+/// Reads a NIfTI file as a model-order (D, H, W) = (z, x, y) [`Volume`], decoding the voxels
+/// straight into that order (one pass, no intermediate array).
 pub fn read_nifti(path: impl AsRef<Path>) -> Result<Volume> {
-    Ok(read_nifti_image(path)?.into_volume())
+    let (header, data) =
+        read::read_layout(path.as_ref(), DEFAULT_MAX_VOXELS, decode::Layout::Model)?;
+    Ok(Volume::from_model_order(&header, data))
 }

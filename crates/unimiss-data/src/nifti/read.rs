@@ -1,13 +1,18 @@
-//! Bounded, streaming NIfTI reader: `.nii` or gzip (`.nii.gz`, detected by its magic bytes).
+//! Bounded NIfTI reader: `.nii` or gzip (`.nii.gz`, detected by its magic bytes).
+//!
+//! The file is read whole (one `read`), then parsed from memory. A gzip stream is inflated by
+//! zlib-rs (through flate2's `Decompress`, which also checks the gzip header) in a few large
+//! calls: the header into a small buffer, then the voxel bytes straight into one buffer of the
+//! exact size the header gives, so there are no intermediate copies and no regrowth.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::borrow::Cow;
 use std::path::Path;
 
-use flate2::read::MultiGzDecoder;
+use flate2::{Decompress, FlushDecompress, Status};
 
 use super::NiftiImage;
-use super::header::{Datatype, NiftiHeader, header_len};
+use super::decode::{Layout, decode_voxels};
+use super::header::{NIFTI2_HEADER_LEN, NiftiHeader, header_len};
 use crate::error::{DataError, Result};
 
 /// Default limit on the voxel count of one file: 2^30 voxels (4 GiB as f32), far above any CT.
@@ -16,69 +21,48 @@ pub const DEFAULT_MAX_VOXELS: u64 = 1 << 30;
 /// Largest header extension (bytes between the header and the voxel data) the reader accepts.
 const MAX_EXTENSION_BYTES: u64 = 64 << 20;
 
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 /// Reads a NIfTI file (NIfTI-1 or -2, either byte order, plain or gzip) in the file's own
 /// (x, y, z) order with scaling applied, refusing files above `max_voxels`.
 pub fn read_nifti_image_limited(path: &Path, max_voxels: u64) -> Result<NiftiImage> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let file_len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
-    let mut raw = BufReader::with_capacity(1 << 16, file);
-    let mut magic = [0u8; 2];
-    let n = read_full(path, &mut raw, &mut magic)?;
-    let head = std::io::Cursor::new(magic[..n].to_vec());
-    if n == 2 && magic == [0x1f, 0x8b] {
-        let gz = MultiGzDecoder::new(head.chain(raw));
-        decode_stream(path, gz, None, max_voxels)
-    } else {
-        decode_stream(path, head.chain(raw), Some(file_len), max_voxels)
-    }
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    read_nifti_bytes(path, &bytes, max_voxels)
 }
 
 /// Parses a whole NIfTI file held in memory (plain or gzip); `name` is used in errors.
 /// This is the fuzzing entry point.
 pub fn read_nifti_bytes(name: &Path, bytes: &[u8], max_voxels: u64) -> Result<NiftiImage> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        decode_stream(name, MultiGzDecoder::new(bytes), None, max_voxels)
-    } else {
-        decode_stream(name, bytes, Some(bytes.len() as u64), max_voxels)
-    }
+    let (header, data) = decode(name, bytes, max_voxels, Layout::File)?;
+    Ok(NiftiImage { header, data })
 }
 
-/// Reads until `buf` is full or the stream ends; returns the count read.
-fn read_full(path: &Path, r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(k) => got += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(stream_error(path, e)),
-        }
-    }
-    Ok(got)
-}
-
-fn stream_error(path: &Path, e: std::io::Error) -> DataError {
-    match e.kind() {
-        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => DataError::Corrupt {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        },
-        std::io::ErrorKind::UnexpectedEof => DataError::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!("compressed stream ends early ({e})"),
-        },
-        _ => DataError::io(path, e),
-    }
-}
-
-fn decode_stream(
+/// Reads a NIfTI file straight into `layout` order: (header, voxels).
+pub(crate) fn read_layout(
     path: &Path,
-    mut r: impl Read,
-    known_len: Option<u64>,
     max_voxels: u64,
-) -> Result<NiftiImage> {
-    let mut hdr = vec![0u8; super::header::NIFTI2_HEADER_LEN];
-    let got = read_full(path, &mut r, &mut hdr[..4])?;
+    layout: Layout,
+) -> Result<(NiftiHeader, Vec<f32>)> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    decode(path, &bytes, max_voxels, layout)
+}
+
+fn decode(
+    path: &Path,
+    bytes: &[u8],
+    max_voxels: u64,
+    layout: Layout,
+) -> Result<(NiftiHeader, Vec<f32>)> {
+    let mut src = if bytes.starts_with(&GZIP_MAGIC) {
+        Source::Gzip {
+            input: bytes,
+            dec: Decompress::new_gzip(15),
+        }
+    } else {
+        Source::Plain { bytes, pos: 0 }
+    };
+    let mut hdr = [0u8; NIFTI2_HEADER_LEN];
+    let got = src.fill(path, &mut hdr[..4])?;
     if got < 4 {
         return Err(DataError::BadHeader {
             path: path.to_path_buf(),
@@ -86,20 +70,20 @@ fn decode_stream(
         });
     }
     let len = header_len(path, [hdr[0], hdr[1], hdr[2], hdr[3]])?;
-    let got = 4 + read_full(path, &mut r, &mut hdr[4..len])?;
+    let got = 4 + src.fill(path, &mut hdr[4..len])?;
     let header = NiftiHeader::parse(path, &hdr[..got])?;
     let voxels = header.voxel_count();
-    let bytes = header.data_bytes();
     if voxels > u128::from(max_voxels) {
         return Err(DataError::TooLarge {
             path: path.to_path_buf(),
             voxels,
-            bytes,
+            bytes: header.data_bytes(),
             limit: max_voxels,
         });
     }
-    let bytes = bytes as u64; // <= 2^30 * 8 after the check above (for sane limits)
-    let ext = header.vox_offset - len as u64;
+    // <= 2^30 * 8 after the check above (for sane limits); saturate for absurd ones.
+    let data_bytes = u64::try_from(header.data_bytes()).unwrap_or(u64::MAX);
+    let ext = header.vox_offset.saturating_sub(len as u64);
     if ext > MAX_EXTENSION_BYTES {
         return Err(DataError::BadHeader {
             path: path.to_path_buf(),
@@ -109,100 +93,165 @@ fn decode_stream(
             ),
         });
     }
-    if let Some(total) = known_len {
-        let need = header.vox_offset + bytes;
-        if total < need {
+    if let Source::Plain { bytes, .. } = &src {
+        let need = header.vox_offset.saturating_add(data_bytes);
+        if (bytes.len() as u64) < need {
             return Err(DataError::Truncated {
                 path: path.to_path_buf(),
-                expected: bytes,
-                found: total.saturating_sub(header.vox_offset),
+                expected: data_bytes,
+                found: (bytes.len() as u64).saturating_sub(header.vox_offset),
             });
         }
     }
-    let skipped = std::io::copy(&mut (&mut r).take(ext), &mut std::io::sink())
-        .map_err(|e| stream_error(path, e))?;
-    if skipped < ext {
+    if src.skip(path, ext)? < ext {
         return Err(DataError::Truncated {
             path: path.to_path_buf(),
-            expected: bytes,
+            expected: data_bytes,
             found: 0,
         });
     }
-    // Grow with the data actually present: a lying header cannot make us allocate up front.
-    let mut raw = Vec::with_capacity(bytes.min(256 << 20) as usize);
-    (&mut r)
-        .take(bytes)
-        .read_to_end(&mut raw)
-        .map_err(|e| stream_error(path, e))?;
-    if (raw.len() as u64) < bytes {
+    let raw = src.take(path, data_bytes)?;
+    if (raw.len() as u64) < data_bytes {
         return Err(DataError::Truncated {
             path: path.to_path_buf(),
-            expected: bytes,
+            expected: data_bytes,
             found: raw.len() as u64,
         });
     }
-    let data = decode_voxels(path, &header, &raw)?;
-    Ok(NiftiImage { header, data })
+    let data = decode_voxels(path, &header, &raw, layout)?;
+    Ok((header, data))
 }
 
-macro_rules! conv {
-    ($raw:expr, $ty:ty, $be:expr, $f:expr) => {{
-        const N: usize = std::mem::size_of::<$ty>();
-        $raw.chunks_exact(N)
-            .map(|c| {
-                let mut a = [0u8; N];
-                a.copy_from_slice(c);
-                let v = if $be {
-                    <$ty>::from_be_bytes(a)
-                } else {
-                    <$ty>::from_le_bytes(a)
-                };
-                $f(v)
-            })
-            .collect::<Vec<f32>>()
-    }};
+/// The decompressed byte stream of a file held in memory.
+enum Source<'a> {
+    Plain { bytes: &'a [u8], pos: usize },
+    Gzip { input: &'a [u8], dec: Decompress },
 }
 
-/// Converts raw voxel bytes to f32 with the header's scaling; refuses NaN/inf voxels.
-fn decode_voxels(path: &Path, h: &NiftiHeader, raw: &[u8]) -> Result<Vec<f32>> {
-    let be = h.big_endian;
-    let mut out = match h.datatype {
-        Datatype::U8 => raw.iter().map(|&v| f32::from(v)).collect(),
-        Datatype::I8 => raw.iter().map(|&v| f32::from(v as i8)).collect(),
-        Datatype::I16 => conv!(raw, i16, be, f32::from),
-        Datatype::U16 => conv!(raw, u16, be, f32::from),
-        Datatype::I32 => conv!(raw, i32, be, |v: i32| v as f32),
-        Datatype::U32 => conv!(raw, u32, be, |v: u32| v as f32),
-        Datatype::I64 => conv!(raw, i64, be, |v: i64| v as f32),
-        Datatype::U64 => conv!(raw, u64, be, |v: u64| v as f32),
-        Datatype::F32 => conv!(raw, f32, be, |v: f32| v),
-        Datatype::F64 => conv!(raw, f64, be, |v: f64| v as f32),
-    };
-    if let Some((s, i)) = h.scaling() {
-        for v in out.iter_mut() {
-            *v = (f64::from(*v) * s + i) as f32;
+impl Source<'_> {
+    /// Fills `buf` from the stream; returns the count filled (less at the end of the stream).
+    fn fill(&mut self, path: &Path, buf: &mut [u8]) -> Result<usize> {
+        match self {
+            Source::Plain { bytes, pos } => {
+                let n = buf.len().min(bytes.len() - *pos);
+                buf[..n].copy_from_slice(&bytes[*pos..*pos + n]);
+                *pos += n;
+                Ok(n)
+            }
+            Source::Gzip { input, dec } => {
+                let mut got = 0;
+                while got < buf.len() {
+                    let (n, end) = inflate(path, input, dec, &mut buf[got..])?;
+                    got += n;
+                    if end {
+                        break;
+                    }
+                }
+                Ok(got)
+            }
         }
     }
-    if let Some(pos) = out.iter().position(|v| !v.is_finite()) {
-        let [nx, ny, _] = h.dims;
-        return Err(DataError::NonFinite {
-            path: path.to_path_buf(),
-            value: out[pos],
-            index: [pos % nx, (pos / nx) % ny, pos / (nx * ny)],
-        });
+
+    /// Skips `n` bytes; returns the count skipped.
+    fn skip(&mut self, path: &Path, n: u64) -> Result<u64> {
+        let mut scratch = vec![0u8; n.min(1 << 16) as usize];
+        let mut done = 0;
+        while done < n {
+            let want = (n - done).min(scratch.len() as u64) as usize;
+            let got = self.fill(path, &mut scratch[..want])?;
+            done += got as u64;
+            if got < want {
+                break;
+            }
+        }
+        Ok(done)
     }
-    Ok(out)
+
+    /// The next `n` bytes (fewer at the end of the stream): borrowed from a plain file,
+    /// inflated into one buffer of at most `n` bytes for gzip.
+    fn take(&mut self, path: &Path, n: u64) -> Result<Cow<'_, [u8]>> {
+        match self {
+            Source::Plain { bytes, pos } => {
+                let end = pos
+                    .saturating_add(usize::try_from(n).unwrap_or(usize::MAX))
+                    .min(bytes.len());
+                let out = &bytes[*pos..end];
+                *pos = end;
+                Ok(Cow::Borrowed(out))
+            }
+            Source::Gzip { input, .. } => {
+                // A lying header cannot make us allocate more than the input can inflate to
+                // (deflate expands at most 1032:1).
+                let cap = n.min((input.len() as u64).saturating_mul(1032));
+                let mut out = vec![0u8; usize::try_from(cap).unwrap_or(usize::MAX)];
+                let got = self.fill(path, &mut out)?;
+                out.truncate(got);
+                Ok(Cow::Owned(out))
+            }
+        }
+    }
+}
+
+/// One inflate call into `out`: (bytes written, whether the stream is over). Consumed input is
+/// removed from `input`; a following gzip member starts a new decompressor.
+fn inflate(
+    path: &Path,
+    input: &mut &[u8],
+    dec: &mut Decompress,
+    out: &mut [u8],
+) -> Result<(usize, bool)> {
+    let (in0, out0) = (dec.total_in(), dec.total_out());
+    let status = dec
+        .decompress(input, out, FlushDecompress::None)
+        .map_err(|e| corrupt(path, format!("corrupt gzip stream ({e})")))?;
+    let used = (dec.total_in() - in0) as usize;
+    let made = (dec.total_out() - out0) as usize;
+    *input = &input[used..];
+    match status {
+        Status::StreamEnd if input.starts_with(&GZIP_MAGIC) => {
+            *dec = Decompress::new_gzip(15);
+            Ok((made, false))
+        }
+        Status::StreamEnd => Ok((made, true)),
+        _ if made == 0 && used == 0 && !out.is_empty() => Err(corrupt(
+            path,
+            "corrupt gzip stream: the compressed stream ends early".into(),
+        )),
+        _ => Ok((made, false)),
+    }
+}
+
+fn corrupt(path: &Path, reason: String) -> DataError {
+    DataError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    }
 }
 
 /// The file's bytes, inflated when gzip (for measuring the deflate backend).
 pub fn read_decompressed(path: &Path) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
+    if !bytes.starts_with(&GZIP_MAGIC) {
         return Ok(bytes);
     }
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    MultiGzDecoder::new(bytes.as_slice())
-        .read_to_end(&mut out)
-        .map_err(|e| stream_error(path, e))?;
-    Ok(out)
+    // The gzip trailer's ISIZE (size mod 2^32) sizes the output buffer.
+    let isize = bytes.len().checked_sub(4).map_or(0, |k| {
+        u32::from_le_bytes([bytes[k], bytes[k + 1], bytes[k + 2], bytes[k + 3]]) as usize
+    });
+    let mut out = vec![0u8; isize.min(bytes.len().saturating_mul(1032))];
+    let mut src = Source::Gzip {
+        input: &bytes,
+        dec: Decompress::new_gzip(15),
+    };
+    let got = src.fill(path, &mut out)?;
+    out.truncate(got);
+    // Streams longer than ISIZE (multi-member, or over 4 GiB).
+    let mut more = [0u8; 1 << 16];
+    loop {
+        let n = src.fill(path, &mut more)?;
+        out.extend_from_slice(&more[..n]);
+        if n < more.len() {
+            return Ok(out);
+        }
+    }
 }

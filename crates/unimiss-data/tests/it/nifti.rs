@@ -253,6 +253,61 @@ fn every_datatype_both_byte_orders_both_versions() {
     }
 }
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// `read_nifti` decodes straight into (z, x, y) order; it must equal the file-order decode
+/// followed by the transpose, for every datatype, byte order, version, plain and gzip, and on
+/// the real tile (250 x 250 x 24, several transpose tiles).
+#[test]
+fn direct_model_order_decode_matches_transpose() {
+    let dir = tempfile::tempdir().unwrap();
+    for version in [1u8, 2] {
+        for be in [false, true] {
+            for code in [2i16, 256, 4, 512, 8, 768, 16, 64, 1024, 1280] {
+                let bytes = synth(version, be, code, 2.0, -1.0);
+                let want =
+                    read_nifti_bytes(std::path::Path::new("s.nii"), &bytes, DEFAULT_MAX_VOXELS)
+                        .unwrap()
+                        .into_volume();
+                for (name, data) in [("s.nii", bytes.clone()), ("s.nii.gz", gzip(&bytes))] {
+                    let p = dir.path().join(name);
+                    std::fs::write(&p, data).unwrap();
+                    let got = read_nifti(&p).unwrap();
+                    assert_eq!(
+                        (got.dims, &got.data),
+                        (want.dims, &want.data),
+                        "v{version} be={be} code {code} {name}"
+                    );
+                    assert_eq!(got.spacing, want.spacing);
+                }
+            }
+        }
+    }
+    let tile = manifests().join("sample/ct/000001_02_01_008-023_dep0.nii.gz");
+    let want = read_nifti_image(&tile).unwrap().into_volume();
+    let got = read_nifti(&tile).unwrap();
+    assert_eq!(got.dims, want.dims);
+    assert!(
+        got.data == want.data,
+        "direct decode differs from the transpose"
+    );
+    // A stream split into two gzip members reads the same.
+    let raw = unimiss_data::nifti::read_decompressed(&tile).unwrap();
+    let mut two = gzip(&raw[..raw.len() / 3]);
+    two.extend(gzip(&raw[raw.len() / 3..]));
+    let p = dir.path().join("two_members.nii.gz");
+    std::fs::write(&p, two).unwrap();
+    assert!(
+        read_nifti(&p).unwrap().data == want.data,
+        "multi-member gzip differs"
+    );
+}
+
 #[test]
 fn transpose_to_model_order() {
     let img = read_nifti_bytes(
