@@ -41,6 +41,10 @@ pub(crate) fn set_column_budget(elements: usize) {
 /// Column elements per chunk on the thread-parallel paths (1 MiB in f32).
 const TILE: usize = 1 << 18;
 
+/// Fixed number of parallel groups of chunks for the weight gradient (and the minimum number
+/// of chunks): a fixed partition keeps its summation order, hence its result, deterministic.
+const GROUPS: usize = 8;
+
 /// A read-only matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
 struct Mat<'a, T> {
     data: &'a [T],
@@ -118,13 +122,15 @@ impl Chunks {
     }
 
     /// Chunks for the thread-parallel paths: about [`TILE`] column elements each (the column
-    /// buffer stays in cache), within the budget, and at least one chunk per thread.
+    /// buffer stays in cache), within the budget, and enough chunks to keep the threads busy.
     fn tiles(g: &ConvGeom) -> Self {
         let total = g.n * g.out[0] * g.out[1];
         let per_unit = (g.c * g.taps() * g.out[2]).max(1);
         let budget = COL_BUDGET.load(Ordering::Relaxed).min(TILE);
-        let per_thread = total.div_ceil(rayon::current_num_threads().max(1));
-        Chunks { total, per: (budget / per_unit).min(per_thread).clamp(1, total.max(1)) }
+        // At least `GROUPS` chunks (when there are enough rows), independent of the thread count
+        // so that results are too.
+        let per_group = total.div_ceil(GROUPS);
+        Chunks { total, per: (budget / per_unit).min(per_group).clamp(1, total.max(1)) }
     }
 
     /// `(first unit, unit count)` of every chunk.
@@ -386,27 +392,30 @@ fn grad_input_tiled<T: Elem>(g: &ConvGeom, gy: &[T], w: &[T]) -> Result<Vec<T>> 
 /// cache-sized chunk (unfold, single-threaded GEMM into a per-task sum), then a reduction.
 pub(crate) fn grad_weight<T: Elem>(g: &ConvGeom, x: &[T], gy: &[T]) -> Result<Vec<T>> {
     let ck = g.c * g.taps();
-    let chunks = Chunks::tiles(g);
-    let list: Vec<(usize, usize)> = chunks.iter().collect();
     let size = g.o * ck;
-    let part = |(mut gw, mut col, mut tmp): (Vec<T>, Vec<T>, Vec<T>), &(u0, units): &(usize, usize)| {
-        let lc = units * g.out[2];
-        col.resize(ck * lc, T::ZERO);
-        tmp.resize(g.o * lc, T::ZERO);
-        vol2col(g, x, u0, units, &mut col[..ck * lc]);
-        gather_chunk(g, u0, units, gy, &mut tmp);
-        let a = Mat { data: &tmp[..g.o * lc], rs: lc, cs: 1 };
-        gemm(g.o, ck, lc, &mut gw, true, a, Mat { data: &col[..ck * lc], rs: 1, cs: lc }, false)?;
-        Ok::<_, candle::Error>((gw, col, tmp))
-    };
-    list.par_iter()
-        .try_fold(|| (vec![T::ZERO; size], Vec::new(), Vec::new()), part)
-        .map(|r| r.map(|(gw, _, _)| gw))
-        .try_reduce(
-            || vec![T::ZERO; size],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += *y);
-                Ok(a)
-            },
-        )
+    let list: Vec<(usize, usize)> = Chunks::tiles(g).iter().collect();
+    // Contiguous groups of chunks, each summed in order by one task; then the groups in order.
+    let per_group = list.len().div_ceil(GROUPS).max(1);
+    let partials = list
+        .par_chunks(per_group)
+        .map(|group| {
+            let (mut gw, mut col, mut tmp) = (vec![T::ZERO; size], Vec::new(), Vec::new());
+            for &(u0, units) in group {
+                let lc = units * g.out[2];
+                col.resize(ck * lc, T::ZERO);
+                tmp.resize(g.o * lc, T::ZERO);
+                vol2col(g, x, u0, units, &mut col[..ck * lc]);
+                gather_chunk(g, u0, units, gy, &mut tmp);
+                let a = Mat { data: &tmp[..g.o * lc], rs: lc, cs: 1 };
+                gemm(g.o, ck, lc, &mut gw, true, a, Mat { data: &col[..ck * lc], rs: 1, cs: lc }, false)?;
+            }
+            Ok(gw)
+        })
+        .collect::<Result<Vec<Vec<T>>>>()?;
+    let mut parts = partials.into_iter();
+    let mut gw = parts.next().unwrap_or_else(|| vec![T::ZERO; size]);
+    for p in parts {
+        gw.iter_mut().zip(&p).for_each(|(a, b)| *a += *b);
+    }
+    Ok(gw)
 }

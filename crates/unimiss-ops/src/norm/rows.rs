@@ -140,13 +140,13 @@ impl RowNorm {
                 }
                 acc
             })
-            .reduce(
-                || vec![0.0f64; 2 * np],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                    a
-                },
-            );
+            .collect::<Vec<_>>()
+            // Summed in task order, so the result does not depend on scheduling.
+            .into_iter()
+            .fold(vec![0.0f64; 2 * np], |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            });
         tail.iter_mut().zip(sums).for_each(|(o, v)| *o = T::from_f64(v));
         out
     }
