@@ -24,12 +24,28 @@ pub(crate) fn float_dtype(op: &str, dtypes: &[DType]) -> Result<DType> {
 
 /// The float operations the CPU kernels need beyond [`WithDType`].
 pub(crate) trait Float: WithDType {
+    /// `exp(self)`; in f32 a branch-free polynomial that the compiler vectorises (relative
+    /// error below 2e-7 for arguments in [-87, 88], 0 below about -87.3).
     fn exp(self) -> Self;
 }
 
 impl Float for f32 {
+    #[inline(always)]
     fn exp(self) -> Self {
-        f32::exp(self)
+        // Cephes expf: exp(x) = 2^n exp(r), n = round(x / ln 2), |r| <= ln 2 / 2.
+        const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+        let x = self.clamp(-87.3, 88.3);
+        let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+        let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+        let mut p = 1.987_569_1e-4f32;
+        p = p * r + 1.398_199_9e-3;
+        p = p * r + 8.333_452e-3;
+        p = p * r + 4.166_579_6e-2;
+        p = p * r + 1.666_666_5e-1;
+        p = p * r + 5.000_000_1e-1;
+        let e = p * r * r + r + 1.0;
+        let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+        if self < -87.3 { 0.0 } else { e * scale }
     }
 }
 

@@ -30,16 +30,24 @@ fn softmax_rows<T: Float>(x: &[T], len: usize) -> Vec<T> {
     y.par_chunks_mut(rows_block(len)).zip(x.par_chunks(rows_block(len))).for_each(|(yb, xb)| {
         for (yr, xr) in yb.chunks_mut(len).zip(xb.chunks(len)) {
             let max = xr.iter().copied().fold(xr[0], |a, b| if b > a { b } else { a });
-            let mut sum = 0.0;
+            // Separate loops so that the exponentials vectorise.
             for (o, &v) in yr.iter_mut().zip(xr) {
                 *o = (v - max).exp();
-                sum += o.to_f64();
             }
-            let inv = T::from_f64(1.0 / sum);
+            let inv = T::from_f64(1.0 / lane_sum(yr.iter().map(|v| v.to_f64())));
             yr.iter_mut().for_each(|o| *o *= inv);
         }
     });
     y
+}
+
+/// Sum in four independent lanes (lets the compiler overlap the additions).
+fn lane_sum(it: impl Iterator<Item = f64>) -> f64 {
+    let mut acc = [0.0f64; 4];
+    for (i, v) in it.enumerate() {
+        acc[i & 3] += v;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
 fn softmax_grad_rows<T: WithDType>(y: &[T], gy: &[T], len: usize) -> Vec<T> {
@@ -47,9 +55,9 @@ fn softmax_grad_rows<T: WithDType>(y: &[T], gy: &[T], len: usize) -> Vec<T> {
     let block = rows_block(len);
     gx.par_chunks_mut(block).zip(y.par_chunks(block).zip(gy.par_chunks(block))).for_each(|(gb, (yb, gyb))| {
         for (gr, (yr, gyr)) in gb.chunks_mut(len).zip(yb.chunks(len).zip(gyb.chunks(len))) {
-            let dot: f64 = yr.iter().zip(gyr).map(|(a, b)| a.to_f64() * b.to_f64()).sum();
-            for (o, (yv, gv)) in gr.iter_mut().zip(yr.iter().zip(gyr)) {
-                *o = T::from_f64(yv.to_f64() * (gv.to_f64() - dot));
+            let dot = T::from_f64(lane_sum(yr.iter().zip(gyr).map(|(a, b)| a.to_f64() * b.to_f64())));
+            for (o, (&yv, &gv)) in gr.iter_mut().zip(yr.iter().zip(gyr)) {
+                *o = yv * (gv - dot);
             }
         }
     });

@@ -358,3 +358,26 @@ fn chunked_column_buffer_matches_reference() -> Result<()> {
     unimiss_ops::set_conv_column_budget(1 << 24);
     result
 }
+
+#[test]
+fn non_overlapping_kernels_match_reference() -> Result<()> {
+    // Kernels that do not overlap along depth and height (kernel == stride, or stride > kernel)
+    // take the engine's tiled input-gradient path; batch > 1, odd channels, 2D and 3D, remainders.
+    let cases = [
+        Case { stride: [2; 3], bias: false, ..case(3, 5, 3, [5, 4, 7], [2; 3]) },
+        Case { stride: [3, 3, 3], ..case(2, 3, 4, [6, 7, 6], [3; 3]) },
+        Case { stride: [1, 2, 2], ..case(3, 3, 5, [1, 9, 6], [1, 2, 2]) },
+        Case { stride: [3, 3, 2], padding: [1, 1, 1], ..case(2, 3, 2, [5, 7, 6], [2, 2, 3]) },
+    ];
+    for budget in [1 << 24, 40] {
+        // A budget of 40 elements forces one output row per chunk.
+        unimiss_ops::set_conv_column_budget(budget);
+        let result = cases.iter().enumerate().try_for_each(|(i, c)| {
+            check(Kind::Conv, c, 600 + 10 * i as u64)?;
+            check(Kind::Transpose, c, 700 + 10 * i as u64)
+        });
+        unimiss_ops::set_conv_column_budget(1 << 24);
+        result?;
+    }
+    Ok(())
+}
