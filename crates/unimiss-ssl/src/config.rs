@@ -181,7 +181,7 @@ impl TrainConfig {
     }
 
     /// The quick run on the shipped sample: tiny model at the fixture sizes (2D 64, 3D
-    /// 16×64×64), K = 1024, batch 2, interval 1, peak lr 5e-4 without warm-up; a few minutes
+    /// 16×64×64), K = 1024, batch 2, interval 1, peak lr 2e-3 without warm-up; a few minutes
     /// on 2 CPU cores.
     pub fn sample() -> Self {
         let mut c = Self::default();
@@ -190,9 +190,12 @@ impl TrainConfig {
         c.optim.epochs = 16;
         c.optim.batch_size = 2;
         c.optim.interval = 1;
-        // Peak lr 0.064·2/256 = 5e-4 (about the paper's 6e-4), no warm-up: a short run on 10
-        // samples must move the student faster than the centre moves the teacher.
-        c.optim.lr = 0.064;
+        // Peak lr 0.256·2/256 = 2e-3, no warm-up. 40 steps on 10 samples must make the outputs
+        // of different inputs differ faster than centring catches up with the teacher: at the
+        // paper's rate (5e-4 here) the centre wins, the teacher's centred output turns uniform
+        // (entropy → ln K) and the loss rises; a sharper teacher (0.02) or a faster one
+        // (momentum 0.9) collapsed too. Measured in docs/ssl.md.
+        c.optim.lr = 0.256;
         c.optim.warmup_epochs = 0;
         c.checkpoint.keep = 2;
         c

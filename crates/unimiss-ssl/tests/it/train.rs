@@ -111,26 +111,31 @@ fn sample_run_lowers_the_loss_without_collapse() -> unimiss_ssl::Result<()> {
     let tmp = tempfile::tempdir().map_err(|e| SslError::Config(e.to_string()))?;
     let run = tmp.path().join("run");
     let mut c = tiny_cfg(&run);
-    // As long as the shipped sample preset: over the first few steps centring raises the teacher
-    // entropy (and so the loss) faster than the student learns; 6 epochs made this test flaky.
+    // As long as the shipped sample preset, from its fixed seed (the run is deterministic).
     c.optim.epochs = 16;
     let mut t = Trainer::new(c, None, None)?;
     t.progress = false;
     t.run()?;
     let (steps, epochs) = read(&run.join("log.jsonl"))?;
-    for m in ["2d", "3d"] {
-        let l: Vec<f64> = steps.iter().filter(|s| s.modality == m).map(|s| s.loss).collect();
-        let k = (l.len() / 3).max(1);
-        let head: f64 = l[..k].iter().sum::<f64>() / k as f64;
-        let tail: f64 = l[l.len() - k..].iter().sum::<f64>() / k as f64;
-        assert!(tail < head, "{m} loss did not fall: first {k} mean {head}, last {k} mean {tail} ({l:?})");
-    }
     let ln_k = (256f64).ln();
+    for m in ["2d", "3d"] {
+        let s: Vec<&StepRecord> = steps.iter().filter(|s| s.modality == m).collect();
+        let k = (s.len() / 3).max(1);
+        let mean = |rows: &[&StepRecord], f: &dyn Fn(&StepRecord) -> f64| rows.iter().map(|r| f(r)).sum::<f64>() / rows.len() as f64;
+        let (head, tail) = (&s[..k], &s[s.len() - k..]);
+        let loss = |r: &StepRecord| r.loss;
+        let all: Vec<f64> = s.iter().map(|r| r.loss).collect();
+        assert!(mean(tail, &loss) < mean(head, &loss), "{m} loss did not fall: first {k} mean {}, last {k} mean {} ({all:?})", mean(head, &loss), mean(tail, &loss));
+        // No uniform collapse: centring alone drives a static teacher's entropy to ln K (the
+        // failure of the old preset: the loss then rises to ≈ ln K per term).
+        let h = mean(tail, &|r| r.teacher_entropy);
+        assert!(h < 0.95 * ln_k, "{m}: final teacher entropy {h} ≈ ln K = {ln_k}");
+        // No one-hot collapse: the batch-mean distribution must not sit on a single dimension.
+        let hm = mean(tail, &|r| r.teacher_mean_entropy);
+        assert!(hm > 1.0, "{m}: final batch-mean teacher entropy {hm}");
+    }
     for e in &epochs {
-        assert!(e.teacher_entropy.is_finite() && e.center_norm.is_finite());
-        // Not uniform (entropy near ln K) and not a one-dimensional collapse of the batch.
-        assert!(e.teacher_entropy < 0.95 * ln_k, "epoch {}: teacher entropy {} ~ ln K", e.epoch, e.teacher_entropy);
-        assert!(e.teacher_mean_entropy > 0.1, "epoch {}: batch-mean entropy {}", e.epoch, e.teacher_mean_entropy);
+        assert!(e.teacher_entropy.is_finite() && e.center_norm.is_finite(), "epoch {}: non-finite statistics", e.epoch);
     }
     assert!(run.join("loss.png").exists());
     // Export the teacher backbone and read it back with the model crate.
