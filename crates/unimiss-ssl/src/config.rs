@@ -181,12 +181,12 @@ impl TrainConfig {
     }
 
     /// The quick run on the shipped sample: tiny model at the fixture sizes (2D 64, 3D
-    /// 16×64×64), K = 1024, batch 2, interval 1, peak lr 2e-3 without warm-up; a few minutes
+    /// 16×64×64), K = 256, batch 2, interval 1, peak lr 2e-3 without warm-up; a few minutes
     /// on 2 CPU cores.
     pub fn sample() -> Self {
         let mut c = Self::default();
         c.output = PathBuf::from("runs/sample");
-        c.model = ModelSection { arch: "tiny".into(), img_size_2d: 64, img_size_3d: [16, 64, 64], out_dim: 1024 };
+        c.model = ModelSection { arch: "tiny".into(), img_size_2d: 64, img_size_3d: [16, 64, 64], out_dim: 256 };
         c.optim.epochs = 16;
         c.optim.batch_size = 2;
         c.optim.interval = 1;

@@ -16,7 +16,6 @@ fn tiny_cfg(out: &Path) -> TrainConfig {
     c.output = out.to_path_buf();
     c.data.manifest = manifest();
     c.data.threads = 1;
-    c.model.out_dim = 256;
     c.optim.epochs = 4;
     c.checkpoint.every_epochs = 1;
     c
@@ -113,11 +112,11 @@ fn sample_run_lowers_the_loss_without_collapse() -> unimiss_ssl::Result<()> {
     let mut c = tiny_cfg(&run);
     // As long as the shipped sample preset, from its fixed seed (the run is deterministic).
     c.optim.epochs = 16;
+    let ln_k = (c.model.out_dim as f64).ln();
     let mut t = Trainer::new(c, None, None)?;
     t.progress = false;
     t.run()?;
     let (steps, epochs) = read(&run.join("log.jsonl"))?;
-    let ln_k = (256f64).ln();
     for m in ["2d", "3d"] {
         let s: Vec<&StepRecord> = steps.iter().filter(|s| s.modality == m).collect();
         let k = (s.len() / 3).max(1);
