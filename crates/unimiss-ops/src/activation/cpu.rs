@@ -109,7 +109,8 @@ struct LeakyReluGrad {
     slope: f64,
 }
 
-fn map2<T: WithDType>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+/// `out[i] = f(a[i], b[i])`, in parallel blocks.
+pub(super) fn map2<T: WithDType>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
     let mut out = vec![T::from_f64(0.0); a.len()];
     out.par_chunks_mut(BLOCK).zip(a.par_chunks(BLOCK).zip(b.par_chunks(BLOCK))).for_each(|(o, (a, b))| {
         for (o, (a, b)) in o.iter_mut().zip(a.iter().zip(b)) {

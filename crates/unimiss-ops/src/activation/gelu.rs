@@ -4,17 +4,16 @@
 //! candle's `gelu_erf` evaluates erf in f64 on one thread and differentiates through about eight
 //! tensor ops; in the MiT's MLPs (4·C hidden channels per token) that made GELU about a tenth of
 //! the forward. Here f32 uses the rational erf approximation PyTorch's own vectorised CPU kernel
-//! uses (Abramowitz & Stegun 7.1.26: |error| ≤ 1.5e-7, 5e-7 with f32 rounding) and f64 uses candle's accurate erf.
+//! uses (Abramowitz & Stegun 7.1.26: |error| ≤ 1.5e-7, 5e-7 with f32 rounding) and f64 uses
+//! candle's accurate erf. Both passes run on the parallel elementwise helper of `cpu.rs`.
 
 use candle::backend::BackendStorage;
 use candle::cpu::erf::erf_f64;
 use candle::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
+use super::cpu::map2;
 use crate::cpu_util::{float_dtype, slice};
 
-/// Values per rayon task.
-const BLOCK: usize = 16384;
 const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 /// erf(x), Abramowitz & Stegun 7.1.26 (as in PyTorch's `Vectorized<float>::erf`).
@@ -30,9 +29,10 @@ fn erf_f32(x: f32) -> f32 {
 }
 
 /// The two element types the kernels run in.
-trait GeluFloat: candle::WithDType + Copy + Send + Sync {
-    /// (gelu(x), dgelu/dx(x))
+trait GeluFloat: candle::WithDType {
+    /// gelu(x)
     fn gelu(x: Self) -> Self;
+    /// d gelu / dx at x
     fn dgelu(x: Self) -> Self;
 }
 
@@ -58,26 +58,6 @@ impl GeluFloat for f64 {
     }
 }
 
-fn forward<T: GeluFloat>(x: &[T]) -> Vec<T> {
-    let mut y = vec![T::from_f64(0.0); x.len()];
-    y.par_chunks_mut(BLOCK).zip(x.par_chunks(BLOCK)).for_each(|(y, x)| {
-        for (o, &v) in y.iter_mut().zip(x) {
-            *o = T::gelu(v);
-        }
-    });
-    y
-}
-
-fn backward<T: GeluFloat + std::ops::Mul<Output = T>>(x: &[T], gy: &[T]) -> Vec<T> {
-    let mut gx = vec![T::from_f64(0.0); x.len()];
-    gx.par_chunks_mut(BLOCK).zip(x.par_chunks(BLOCK).zip(gy.par_chunks(BLOCK))).for_each(|(o, (x, g))| {
-        for (o, (&v, &g)) in o.iter_mut().zip(x.iter().zip(g)) {
-            *o = T::dgelu(v) * g;
-        }
-    });
-    gx
-}
-
 /// `y = x Φ(x)`.
 #[derive(Clone, Copy)]
 pub(crate) struct Gelu;
@@ -94,8 +74,14 @@ impl CustomOp1 for Gelu {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let n = self.name();
         let out = match float_dtype(n, &[s.dtype()])? {
-            DType::F32 => CpuStorage::F32(forward(slice::<f32>(n, s, l)?)),
-            _ => CpuStorage::F64(forward(slice::<f64>(n, s, l)?)),
+            DType::F32 => {
+                let x = slice::<f32>(n, s, l)?;
+                CpuStorage::F32(map2(x, x, |v, _| f32::gelu(v)))
+            }
+            _ => {
+                let x = slice::<f64>(n, s, l)?;
+                CpuStorage::F64(map2(x, x, |v, _| f64::gelu(v)))
+            }
         };
         Ok((out, l.shape().clone()))
     }
@@ -113,8 +99,8 @@ impl CustomOp2 for GeluGrad {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let n = self.name();
         let out = match float_dtype(n, &[s1.dtype(), s2.dtype()])? {
-            DType::F32 => CpuStorage::F32(backward(slice::<f32>(n, s1, l1)?, slice::<f32>(n, s2, l2)?)),
-            _ => CpuStorage::F64(backward(slice::<f64>(n, s1, l1)?, slice::<f64>(n, s2, l2)?)),
+            DType::F32 => CpuStorage::F32(map2(slice(n, s1, l1)?, slice(n, s2, l2)?, |x: f32, g| f32::dgelu(x) * g)),
+            _ => CpuStorage::F64(map2(slice(n, s1, l1)?, slice(n, s2, l2)?, |x: f64, g| f64::dgelu(x) * g)),
         };
         Ok((out, l1.shape().clone()))
     }
