@@ -23,7 +23,6 @@ pub mod labelled;
 pub mod losses;
 pub mod metrics;
 pub mod nets;
-pub mod optim;
 pub mod phantoms;
 pub mod plot;
 pub mod segment;

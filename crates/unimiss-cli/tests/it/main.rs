@@ -7,6 +7,8 @@ use std::process::Command;
 
 use candle::{Device, Tensor};
 
+mod runtime;
+
 type Res = Result<(), Box<dyn std::error::Error>>;
 
 fn fixtures() -> Option<PathBuf> {
