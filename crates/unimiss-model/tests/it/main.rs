@@ -6,3 +6,4 @@ mod grad_flow;
 mod params;
 mod parity;
 mod parity_grads;
+mod pth_bounds;
