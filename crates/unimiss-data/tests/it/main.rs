@@ -7,4 +7,5 @@ mod common;
 mod loader;
 mod manifest;
 mod nifti;
+mod preflight;
 mod subvolumes;
