@@ -4,6 +4,7 @@
 mod augment;
 mod bad_input;
 mod common;
+mod fuzz_corpus;
 mod loader;
 mod manifest;
 mod nifti;

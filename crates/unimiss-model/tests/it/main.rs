@@ -7,3 +7,4 @@ mod params;
 mod parity;
 mod parity_grads;
 mod pth_bounds;
+mod pth_corpus;
