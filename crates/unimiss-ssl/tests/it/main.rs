@@ -4,3 +4,4 @@ mod common;
 mod optim;
 mod parity;
 mod train;
+mod trajectory;
