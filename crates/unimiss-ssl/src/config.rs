@@ -154,6 +154,7 @@ pub struct TrainConfig {
     pub data: DataSection,
     pub checkpoint: CheckpointSection,
     pub fixes: FixesSection,
+    pub eval: crate::monitor::EvalSection,
 }
 
 impl Default for TrainConfig {
@@ -170,6 +171,7 @@ impl Default for TrainConfig {
             data: DataSection::default(),
             checkpoint: CheckpointSection::default(),
             fixes: FixesSection::default(),
+            eval: crate::monitor::EvalSection::default(),
         }
     }
 }
