@@ -171,6 +171,7 @@ pub struct TrainConfig {
     pub checkpoint: CheckpointSection,
     pub fixes: FixesSection,
     pub guard: GuardSection,
+    pub eval: crate::monitor::EvalSection,
 }
 
 impl Default for TrainConfig {
@@ -188,6 +189,7 @@ impl Default for TrainConfig {
             checkpoint: CheckpointSection::default(),
             fixes: FixesSection::default(),
             guard: GuardSection::default(),
+            eval: crate::monitor::EvalSection::default(),
         }
     }
 }
