@@ -1,4 +1,4 @@
-//! `cargo xtask phantoms --out DIR --seed S [--count N]`: a labelled synthetic CT / radiograph
+//! `cargo xtask phantoms --out DIR --seed S [--count N] [--dims D,H,W] [--size-2d N]`: a labelled synthetic CT / radiograph
 //! benchmark with train/val/test manifests for the four tasks and an unlabelled pretraining
 //! manifest (see `unimiss_tasks::phantoms`).
 
@@ -16,10 +16,18 @@ pub struct Args {
     /// Number of cases (split 60/20/20 into train/val/test).
     #[arg(long, default_value_t = 40)]
     pub count: usize,
+    /// Volume size D,H,W (default 32,64,64; larger volumes exercise segmentation's sliding window).
+    #[arg(long, default_value = "32,64,64")]
+    pub dims: String,
+    /// Side of the square projections.
+    #[arg(long, default_value_t = 64)]
+    pub size_2d: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = PhantomConfig { count: args.count, seed: args.seed, ..PhantomConfig::default() };
+    let dims: Vec<usize> = args.dims.split(',').map(|v| v.trim().parse::<usize>()).collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!("--dims {:?}: {e} (expected D,H,W)", args.dims))?;
+    let dims: [usize; 3] = dims.try_into().map_err(|d: Vec<usize>| anyhow::anyhow!("--dims {:?}: {} numbers, expected D,H,W", args.dims, d.len()))?;
+    let cfg = PhantomConfig { count: args.count, seed: args.seed, dims, size_2d: args.size_2d, ..PhantomConfig::default() };
     let t0 = std::time::Instant::now();
     let s = generate(&args.out, &cfg, &mut |done, total| {
         if done % 10 == 0 || done == total {
