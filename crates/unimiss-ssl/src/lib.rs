@@ -47,8 +47,10 @@ pub mod loss;
 pub mod optim;
 pub mod plot;
 mod progress;
+pub mod rundir;
 pub mod schedule;
 pub mod step;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use config::TrainConfig;

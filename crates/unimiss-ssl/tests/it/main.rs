@@ -3,4 +3,5 @@
 mod common;
 mod optim;
 mod parity;
+mod tensorboard;
 mod train;
