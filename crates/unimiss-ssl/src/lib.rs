@@ -51,8 +51,10 @@ pub mod monitor;
 pub mod optim;
 pub mod plot;
 mod progress;
+pub mod rundir;
 pub mod schedule;
 pub mod step;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use config::TrainConfig;

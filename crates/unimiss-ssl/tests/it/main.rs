@@ -4,5 +4,6 @@ mod common;
 mod monitor;
 mod optim;
 mod parity;
+mod tensorboard;
 mod train;
 mod trajectory;
