@@ -8,6 +8,8 @@
 //! - [`conv_transpose2d`], [`conv_transpose3d`]: transposed convolutions (PyTorch layout
 //!   `[C_in, C_out, k..]`, output padding).
 //! - [`instance_norm`], [`layer_norm`], [`softmax_last_dim`], [`leaky_relu`].
+//! - [`Modality`]: the 2D/3D switch of the whole workspace (re-exported by the model, data and
+//!   ssl crates).
 //! - [`interp`]: bicubic, bilinear and trilinear resizing with PyTorch's `align_corners=False`
 //!   semantics, including the scale-factor mode.
 //!
@@ -38,6 +40,7 @@ mod activation;
 mod cpu_util;
 mod conv;
 pub mod interp;
+mod modality;
 pub mod profile;
 mod norm;
 
@@ -45,6 +48,7 @@ pub use activation::{gelu, leaky_relu, softmax_last_dim};
 pub use conv::{
     ConvParams, ConvTransposeParams, conv_transpose2d, conv_transpose3d, conv2d, conv3d, set_conv_column_budget,
 };
+pub use modality::Modality;
 pub use norm::{instance_norm, layer_norm};
 
 /// The composed implementations (candle primitives only, any device and float dtype) that the
