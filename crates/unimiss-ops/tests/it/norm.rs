@@ -100,6 +100,26 @@ fn leaky_relu_matches_reference() -> Result<()> {
     check_grads("leaky_relu", &[&x], &|| leaky_relu(&x, 0.01), &expected)
 }
 
+/// At exactly 0 both paths give PyTorch's gradient `negative_slope` (`self > 0 ? g : g·slope`),
+/// and 1 / slope on either side, in f32 and f64.
+#[test]
+fn leaky_relu_gradient_at_zero_is_the_slope_on_both_paths() -> Result<()> {
+    let vals = [-1.5f64, -0.0, 0.0, 0.0, 2.0, -1e-30, 1e-30];
+    let want: Vec<f64> = vals.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.25 }).collect();
+    for dtype in [DType::F64, DType::F32] {
+        let x = Var::from_tensor(&Tensor::new(&vals[..], &candle::Device::Cpu)?.to_dtype(dtype)?)?;
+        for (name, y) in [
+            ("kernel", leaky_relu(x.as_tensor(), 0.25)?),
+            ("composed", unimiss_ops::reference::leaky_relu(x.as_tensor(), 0.25)?),
+        ] {
+            let g = y.sum_all()?.backward()?;
+            let g = values(g.get(x.as_tensor()).ok_or_else(|| candle::Error::Msg(format!("{name}: no gradient")))?)?;
+            assert_eq!(g, want, "{name} {dtype:?} gradient of leaky_relu(0.25) at {vals:?}");
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn norm_bad_arguments_are_errors() -> Result<()> {
     let x = tensor(1, &[2, 3, 4])?;
