@@ -39,6 +39,7 @@ mod cpu_util;
 mod conv;
 pub mod interp;
 mod norm;
+pub mod profile;
 
 pub use activation::{gelu, leaky_relu, softmax_last_dim};
 pub use conv::{
