@@ -6,4 +6,5 @@ mod composed;
 mod conv;
 mod gelu;
 mod interp;
+mod linear;
 mod norm;

@@ -3,7 +3,7 @@
 use candle::{DType, Result, Tensor, Var};
 use unimiss_ops::{instance_norm, layer_norm, leaky_relu, softmax_last_dim};
 
-use crate::common::{F32, F64, FD, assert_close, dot, finite_diff, probe_indices, tensor, values, var};
+use crate::common::{F32, F64, assert_close, check_grads, tensor, values, var};
 
 /// Normalises each consecutive group of `len` values (biased variance).
 fn normalise_groups(x: &[f64], len: usize, eps: f64) -> Vec<f64> {
@@ -14,24 +14,6 @@ fn normalise_groups(x: &[f64], len: usize, eps: f64) -> Vec<f64> {
             g.iter().map(move |v| (v - mean) / (var + eps).sqrt()).collect::<Vec<_>>()
         })
         .collect()
-}
-
-/// Checks `f(vars)` against `reference` and its gradients by finite differences for every var.
-fn check_grads(what: &str, vars: &[&Var], f: &dyn Fn() -> Result<Tensor>, reference: &[f64]) -> Result<()> {
-    let y = f()?;
-    assert_close(&format!("{what} forward"), &values(&y)?, reference, F64);
-    let r = tensor(999, y.dims())?;
-    let grads = dot(&y, &r)?.backward()?;
-    let loss = || dot(&f()?, &r)?.to_scalar::<f64>();
-    for (i, v) in vars.iter().enumerate() {
-        let g = values(grads.get(v).ok_or_else(|| candle::Error::Msg(format!("{what}: no gradient for input {i}")))?)?;
-        let idx = probe_indices(g.len(), 8);
-        let numeric = finite_diff(v, &idx, &loss)?;
-        let analytic: Vec<f64> = idx.iter().map(|&j| g[j]).collect();
-        assert_close(&format!("{what} finite differences input {i}"), &analytic, &numeric, FD);
-        assert!(g.iter().any(|v| *v != 0.0), "{what}: gradient of input {i} is all zero");
-    }
-    Ok(())
 }
 
 #[test]
