@@ -46,7 +46,6 @@ pub mod init;
 mod mit;
 mod nn;
 mod pos_embed;
-pub use unimiss_ops::profile;
 mod spatial;
 mod stage;
 
