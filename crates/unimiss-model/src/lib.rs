@@ -46,6 +46,7 @@ pub mod init;
 mod mit;
 mod nn;
 mod pos_embed;
+pub mod profile;
 mod spatial;
 mod stage;
 
