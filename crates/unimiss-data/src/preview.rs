@@ -178,6 +178,20 @@ pub fn preview_grid(
     Ok(out)
 }
 
+/// Renders the grid as PNG bytes with its width and height (e.g. for a TensorBoard image).
+pub fn preview_png(
+    samples: &[Sample],
+    size_2d: usize,
+    size_3d: [usize; 3],
+    seed: u64,
+) -> Result<(Vec<u8>, u32, u32)> {
+    let img = preview_grid(samples, size_2d, size_3d, seed, 0)?;
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png)
+        .map_err(|e| DataError::Config(format!("encoding the preview grid: {e}")))?;
+    Ok((png.into_inner(), img.width(), img.height()))
+}
+
 /// Renders the grid and writes it as PNG.
 pub fn write_preview(
     out: &Path,
@@ -186,8 +200,8 @@ pub fn write_preview(
     size_3d: [usize; 3],
     seed: u64,
 ) -> Result<()> {
-    let img = preview_grid(samples, size_2d, size_3d, seed, 0)?;
-    img.save(out).map_err(|e| DataError::Image {
+    let (png, _, _) = preview_png(samples, size_2d, size_3d, seed)?;
+    std::fs::write(out, png).map_err(|e| DataError::Image {
         path: out.to_path_buf(),
         reason: e.to_string(),
     })
