@@ -2,10 +2,12 @@
 //!
 //! - 2D images: read (PNG/JPEG via the data crate; GIF masks too), resized bilinearly to the
 //!   task's square input, replicated to 3 channels, normalised with the official CXR constants
-//!   (mean 0.5056, std 0.252). Masks: nearest resize, foreground `> 0`.
+//!   (mean 0.5056, std 0.252). Segmentation keeps the native size (`*_native`, masks
+//!   foreground `> 0`; patches are cropped by `patches`).
 //! - 3D volumes: read in model order (D, H, W), clipped to [−1024, 325] HU, `(v − 158.58) / 324.70`
-//!   (RICORD), resized trilinearly to the task's input (the official RICORD test resizes whole
-//!   volumes; training here does the same, then augments). Label maps: nearest resize.
+//!   (RICORD), resized trilinearly to the task's input for classification (the official RICORD
+//!   test resizes whole volumes; training here does the same, then augments), kept at the native
+//!   grid for segmentation. Label maps: nearest resize.
 //! - Training augmentation (`augment`): random flips on every spatial axis, as the official
 //!   mirror transforms; the rotation/scaling/elastic transforms of §5 are not implemented yet
 //!   (see `docs/tasks.md`).
@@ -79,6 +81,13 @@ pub fn resize_nearest<T: Copy>(x: &[T], from: [usize; 3], to: [usize; 3]) -> Vec
     out
 }
 
+/// A 2D image at its own size as `(3, H, W)`, normalised, and `[H, W]`.
+pub fn load_image_native(path: &Path) -> Result<(Vec<f32>, [usize; 2])> {
+    let img = read_image(path).map_err(|e| TaskError::file(path, e))?;
+    let out = (0..3).flat_map(|c| img.rgb_plane(c).iter().map(|&v| (v - CXR_MEAN) / CXR_STD).collect::<Vec<f32>>()).collect();
+    Ok((out, [img.height, img.width]))
+}
+
 /// A 2D image as `(3, size, size)`, normalised.
 pub fn load_image(path: &Path, size: usize) -> Result<Vec<f32>> {
     let img = read_image(path).map_err(|e| TaskError::file(path, e))?;
@@ -97,25 +106,33 @@ pub fn read_mask_2d(path: &Path) -> Result<(Vec<bool>, [usize; 2])> {
     Ok((img.into_raw().into_iter().map(|v| v > 0).collect(), [h, w]))
 }
 
-/// Multi-label 2D masks `(K, size, size)` as 0/1; every mask must have the image's size.
-pub fn load_masks_2d(paths: &[std::path::PathBuf], image: &Path, size: usize) -> Result<Vec<f32>> {
-    let img = read_image(image).map_err(|e| TaskError::file(image, e))?;
-    let mut out = Vec::with_capacity(paths.len() * size * size);
-    for p in paths {
-        let (m, [h, w]) = read_mask_2d(p)?;
-        if [h, w] != [img.height, img.width] {
-            return Err(TaskError::file(p, format!("mask is {h}×{w} but the image {} is {}×{}", image.display(), img.height, img.width)));
-        }
-        out.extend(resize_nearest(&m, [1, h, w], [1, size, size]).into_iter().map(|b| b as u8 as f32));
-    }
-    Ok(out)
+/// Multi-label 2D masks at the image's `[H, W]`, one per path; every mask must have that size.
+pub fn load_masks_2d(paths: &[std::path::PathBuf], image: &Path, size: [usize; 2]) -> Result<Vec<Vec<bool>>> {
+    paths
+        .iter()
+        .map(|p| {
+            let (m, hw) = read_mask_2d(p)?;
+            if hw != size {
+                return Err(TaskError::file(p, format!("mask is {}×{} but the image {} is {}×{}", hw[0], hw[1], image.display(), size[0], size[1])));
+            }
+            Ok(m)
+        })
+        .collect()
 }
 
-/// A CT volume as `(1, D, H, W)` at `size`, windowed and normalised; also its native spacing.
-pub fn load_volume(path: &Path, size: [usize; 3]) -> Result<(Vec<f32>, [usize; 3], [f64; 3])> {
+/// A CT volume at its own grid as `(1, D, H, W)`, windowed and normalised; also its dims and
+/// spacing.
+pub fn load_volume_native(path: &Path) -> Result<(Vec<f32>, [usize; 3], [f64; 3])> {
     let v = read_nifti(path).map_err(|e| TaskError::file(path, e))?;
     let norm: Vec<f32> = v.data.iter().map(|x| (x.clamp(HU_MIN, HU_MAX) - HU_MEAN) / HU_STD).collect();
-    Ok((resize_linear(&norm, v.dims, size), v.dims, v.spacing))
+    Ok((norm, v.dims, v.spacing))
+}
+
+/// A CT volume as `(1, D, H, W)` at `size`, windowed and normalised; also its native dims and
+/// spacing.
+pub fn load_volume(path: &Path, size: [usize; 3]) -> Result<(Vec<f32>, [usize; 3], [f64; 3])> {
+    let (norm, dims, spacing) = load_volume_native(path)?;
+    Ok((resize_linear(&norm, dims, size), dims, spacing))
 }
 
 /// A label map at `size` (nearest), checked against the image's grid and spacing and against

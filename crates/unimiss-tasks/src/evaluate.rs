@@ -1,6 +1,6 @@
 //! Evaluation on a labelled test manifest (JSON report) and prediction on unlabelled inputs
 //! (class probabilities as CSV; segmentation: NIfTI label maps with the input's geometry, or PNG
-//! masks).
+//! masks, computed with the sliding window at native resolution, see [`crate::seg_infer`]).
 
 use std::path::{Path, PathBuf};
 
@@ -14,11 +14,14 @@ use crate::labelled::LabelledManifest;
 use crate::metrics::classification::argmax;
 use crate::metrics::classification_report;
 use crate::nets::TaskNet;
-use crate::segment::{predict_seg, seg_report, write_seg_prediction};
+use crate::inputs::list_inputs;
+use crate::seg_infer::{predict_seg, seg_report, write_seg_prediction};
 
 /// Evaluates `weights` on `test`; the report has `accuracy`, `auc`, `ap`, `sensitivity`,
-/// `specificity`, per-class values, and per-case rows under `cases`.
-/// Segmentation reports have `dice_mean`, `dice` (per class), `jaccard`, `hd95` (3D).
+/// `specificity`, per-class values, per-case rows under `cases`, and `warnings` (e.g. why AUC is
+/// undefined on a test split with a single class).
+/// Segmentation reports have `dice_mean`, `dice`, `jaccard_mean`, `jaccard`, `hd95_mean`, `hd95`
+/// (per class) and `hd95_unit` instead ([`seg_report`]).
 pub fn evaluate(weights: &Path, test: &Path, dev: &Device) -> Result<Value> {
     let (meta, net) = load_net(weights, dev)?;
     let m = LabelledManifest::read(test)?;
@@ -40,47 +43,65 @@ pub fn evaluate(weights: &Path, test: &Path, dev: &Device) -> Result<Value> {
     let probs = predict_probs(&net, meta.task, &paths, &meta.config, meta.config.tta_2d, dev)?;
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let mut report = classification_report(&names, &probs, &labels)?;
+    let warnings = auc_warnings(&report, &labels, &meta.classes);
     if let Value::Object(map) = &mut report {
         map.insert("task".into(), json!(meta.task.name()));
         map.insert("classes".into(), json!(meta.classes));
         map.insert("weights".into(), json!(weights.display().to_string()));
+        map.insert("warnings".into(), json!(warnings));
     }
     Ok(report)
 }
 
-/// The image files of `input` (a file, or the `.png`/`.jpg`/`.jpeg`/`.nii`/`.nii.gz` files of a
-/// directory, sorted).
-pub fn list_inputs(input: &Path) -> Result<Vec<PathBuf>> {
-    if input.is_file() {
-        return Ok(vec![input.to_path_buf()]);
+/// Why AUC/AP are undefined or averaged over fewer classes: ROC-AUC of a class needs test cases
+/// with and without it.
+pub fn auc_warnings(report: &Value, labels: &[usize], classes: &[String]) -> Vec<String> {
+    let mut counts = vec![0usize; classes.len()];
+    for &l in labels {
+        if let Some(c) = counts.get_mut(l) {
+            *c += 1;
+        }
     }
-    let rd = std::fs::read_dir(input).map_err(|e| TaskError::file(input, e))?;
-    let mut v: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let n = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-            [".png", ".jpg", ".jpeg", ".nii", ".nii.gz"].iter().any(|s| n.ends_with(s))
-        })
-        .collect();
-    v.sort();
-    if v.is_empty() {
-        return Err(TaskError::file(input, "no .png/.jpg/.nii/.nii.gz files to predict"));
+    let present: Vec<String> = classes.iter().zip(&counts).filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c} ({n} cases)")).collect();
+    let absent: Vec<&str> = classes.iter().zip(&counts).filter(|(_, n)| **n == 0).map(|(c, _)| c.as_str()).collect();
+    if report["auc"].is_null() {
+        return vec![format!(
+            "AUC and AP are undefined: the test split holds only {}; ROC-AUC needs cases with and without a class, so evaluate on a split that has both",
+            present.join(", ")
+        )];
     }
-    Ok(v)
+    if classes.len() > 2 && !absent.is_empty() {
+        return vec![format!("AUC and AP are macro averages over the classes present in the test split only; no test case has {}", absent.join(", "))];
+    }
+    vec![]
 }
 
-/// Predicts every input and writes `output/predictions.csv` (`path`, one probability column
-/// per class, `predicted`); returns the CSV path. Segmentation writes `<name>_seg.nii.gz` (3D)
-/// or `<name>_<label>.png` (2D) per input and `output/predictions.csv` listing them.
-pub fn predict(weights: &Path, input: &Path, output: &Path, dev: &Device) -> Result<PathBuf> {
+/// What [`predict`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictSummary {
+    /// `output/predictions.csv`.
+    pub csv: PathBuf,
+    /// Number of inputs predicted.
+    pub predicted: usize,
+    /// Masks beside their images that were not predicted ([`crate::inputs`]).
+    pub skipped_masks: Vec<PathBuf>,
+}
+
+/// Predicts every input ([`list_inputs`]: a file, or a folder without its masks) and writes
+/// `output/predictions.csv` (`path`, one probability column per class, `predicted`).
+/// Segmentation writes `<name>_seg.nii.gz` (3D) or `<name>_<label>.png` (2D) per input, at the
+/// input's own size, and `output/predictions.csv` listing them.
+pub fn predict(weights: &Path, input: &Path, output: &Path, dev: &Device) -> Result<PredictSummary> {
     let (meta, net) = load_net(weights, dev)?;
-    let files = list_inputs(input)?;
+    let inputs = list_inputs(input)?;
+    let files = &inputs.images;
+    let summary = |csv: PathBuf| PredictSummary { csv, predicted: files.len(), skipped_masks: inputs.skipped_masks.clone() };
     let net = match net {
         TaskNet::Cls(n) => n,
         TaskNet::Seg(n) => {
             std::fs::create_dir_all(output).map_err(|e| TaskError::file(output, e))?;
             let mut csv = String::from("path,outputs\n");
-            for f in &files {
+            for f in files {
                 let pred = predict_seg(&n, meta.task, f, &meta.config, dev)?;
                 let written = write_seg_prediction(meta.task, f, &pred, &meta.classes, output)?;
                 let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
@@ -88,7 +109,7 @@ pub fn predict(weights: &Path, input: &Path, output: &Path, dev: &Device) -> Res
             }
             let out = output.join("predictions.csv");
             std::fs::write(&out, csv).map_err(|e| TaskError::file(&out, e))?;
-            return Ok(out);
+            return Ok(summary(out));
         }
     };
     let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
@@ -108,5 +129,5 @@ pub fn predict(weights: &Path, input: &Path, output: &Path, dev: &Device) -> Res
     }
     let out = output.join("predictions.csv");
     std::fs::write(&out, csv).map_err(|e| TaskError::file(&out, e))?;
-    Ok(out)
+    Ok(summary(out))
 }

@@ -1,5 +1,6 @@
-//! Downstream tasks for UniMiSS: metrics, losses, sliding-window inference, positional-table
-//! resizing for pretrained loading, and synthetic labelled phantoms.
+//! Downstream tasks for UniMiSS: metrics, losses, native-resolution segmentation (nnU-Net
+//! training patches, sliding-window inference), positional-table resizing for pretrained loading,
+//! and synthetic labelled phantoms.
 //!
 //! ```
 //! use unimiss_tasks::metrics::Overlap;
@@ -19,13 +20,15 @@ pub mod error;
 pub mod evaluate;
 pub mod finetune;
 pub mod infer;
+pub mod inputs;
 pub mod labelled;
 pub mod losses;
 pub mod metrics;
 pub mod nets;
-pub mod optim;
+pub mod patches;
 pub mod phantoms;
 pub mod plot;
+pub mod seg_infer;
 pub mod segment;
 pub mod sliding;
 pub mod zoom;

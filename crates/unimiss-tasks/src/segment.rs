@@ -1,29 +1,28 @@
-//! Segmentation data, loss, inference and outputs (`seg3d`, `seg2d`).
+//! Segmentation data and loss (`seg3d`, `seg2d`); inference, metrics and outputs are in
+//! [`crate::seg_infer`].
 //!
-//! - Inputs: whole images/volumes resized to the task's input (as the classification tasks), the
-//!   3D label map or 2D masks resized nearest. (The official BCV trainer samples native-spacing
-//!   patches and infers with a sliding window; see `docs/tasks.md`.)
+//! - Training pairs stay at native resolution; each step crops one patch of the network input
+//!   size per sample as nnU-Net does ([`crate::patches`]: random or foreground-centred, padded
+//!   when the image is smaller), then applies the task's augmentation to the patch.
 //! - Loss: 3D nnU-Net Dice+CE with deep supervision; 2D BCE + Dice (soft, or the official
 //!   thresholded term).
-//! - Inference: probabilities at the input size, resized linearly back to the native grid, then
-//!   argmax (3D, background included) or `≥ 0.5` per label (2D).
-//! - Outputs: NIfTI label maps with the input's header geometry (affine, spacing), PNG masks.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use candle::{DType, Device, Tensor};
-use serde_json::Value;
-use unimiss_data::nifti::{Datatype, OutputType, read_nifti_image};
+use candle::{Device, Tensor};
+use unimiss_data::augment::{Stream, sample_rng};
+use unimiss_model::Modality;
 
 use crate::augment::{Augmenter, SampleArrays};
 use crate::config::FinetuneConfig;
-use crate::dataset::{load_image, load_label_volume, load_masks_2d, load_volume, resize_linear};
+use crate::dataset::{load_image_native, load_label_volume, load_masks_2d, load_volume_native};
 use crate::error::{Result, TaskError};
 use crate::labelled::{LabelledManifest, LabelledSample};
 use crate::losses::{bce_dice, deep_supervision, dice_ce};
-use crate::metrics::segmentation::{SegCase, SegMetricOptions, segmentation_case, segmentation_report};
 use crate::nets::{SegNet, Task};
-use crate::phantoms::{write_png, write_volume};
+use crate::patches::{forces_foreground, sample_patch};
+
+pub use crate::seg_infer::{mean_dice, seg_cases};
 
 /// Number of output channels of a segmentation manifest: label-map classes (background first)
 /// for 3D, mask columns for 2D.
@@ -51,22 +50,30 @@ pub fn seg_channels(task: Task, m: &LabelledManifest, origin: &Path) -> Result<V
     }
 }
 
-/// One training pair at the input size: image `(C, …)` and target (3D: label indices as f32
-/// `(1, D, H, W)`; 2D: `(K, H, W)` 0/1), with the spatial dims `(D, H, W)`.
-pub fn seg_pair(task: Task, s: &LabelledSample, classes: usize, cfg: &FinetuneConfig) -> Result<SampleArrays> {
+/// The network input (= training patch and sliding-window) size `(D, H, W)`; `D = 1` for 2D.
+pub fn patch_size(task: Task, cfg: &FinetuneConfig) -> [usize; 3] {
+    match task.modality() {
+        Modality::Volume3d => cfg.input_3d,
+        Modality::Image2d => [1, cfg.input_2d, cfg.input_2d],
+    }
+}
+
+/// One whole training pair at native resolution: image `(C, …)` and target (3D: label indices
+/// as f32 `(1, D, H, W)`; 2D: `(K, H, W)` 0/1), with the spatial dims `(D, H, W)` (`D = 1` in 2D).
+pub fn seg_pair(task: Task, s: &LabelledSample, classes: usize) -> Result<SampleArrays> {
     let p = &s.sample.path;
+    let mask0 = s.masks.first().ok_or_else(|| TaskError::file(p, "the sample has no mask column"))?;
     match task {
         Task::Seg3d => {
-            let size = cfg.input_3d;
-            let (x, dims, spacing) = load_volume(p, size)?;
-            let y = load_label_volume(&s.masks[0], dims, spacing, size, classes)?;
-            Ok(SampleArrays { image: x, image_channels: 1, target: y.into_iter().map(|v| v as f32).collect(), target_channels: 1, dims: size, labels: true })
+            let (x, dims, spacing) = load_volume_native(p)?;
+            let y = load_label_volume(mask0, dims, spacing, dims, classes)?;
+            Ok(SampleArrays { image: x, image_channels: 1, target: y.into_iter().map(|v| v as f32).collect(), target_channels: 1, dims, labels: true })
         }
         _ => {
-            let n = cfg.input_2d;
-            let x = load_image(p, n)?;
-            let y = load_masks_2d(&s.masks, p, n)?;
-            Ok(SampleArrays { image: x, image_channels: 3, target: y, target_channels: s.masks.len(), dims: [1, n, n], labels: false })
+            let (x, [h, w]) = load_image_native(p)?;
+            let masks = load_masks_2d(&s.masks, p, [h, w])?;
+            let target = masks.iter().flat_map(|m| m.iter().map(|&b| b as u8 as f32)).collect();
+            Ok(SampleArrays { image: x, image_channels: 3, target, target_channels: s.masks.len(), dims: [1, h, w], labels: false })
         }
     }
 }
@@ -79,8 +86,14 @@ fn input_shape(task: Task, a: &SampleArrays) -> Vec<usize> {
     }
 }
 
-/// A batch of augmented training pairs: `(x, target)`; target u32 `(B, D, H, W)` for 3D, f32
-/// `(B, K, H, W)` for 2D. `aug` (when given) is applied per sample with `(epoch, index)`.
+/// A batch of training patches: `(x, target)`; x `(B, C, patch…)`, target u32 `(B, D, H, W)` for
+/// 3D, f32 `(B, K, H, W)` for 2D.
+///
+/// Sample `samples[b]` (dataset index `indices[b]`) is read at native resolution and one patch of
+/// the network input size is cropped from it ([`crate::patches`]; the last third of the batch
+/// positions are centred on foreground, as nnU-Net), with the RNG
+/// `sample_rng(cfg.seed, epoch, index, Stream::Context)`. `aug` `(augmenter, epoch)` then
+/// augments the patch with `(epoch, index)`; without it the patches are those of epoch 0.
 pub fn seg_batch(
     task: Task,
     samples: &[&LabelledSample],
@@ -90,10 +103,17 @@ pub fn seg_batch(
     aug: Option<(&Augmenter, usize)>,
     dev: &Device,
 ) -> Result<(Tensor, Tensor)> {
+    if samples.len() != indices.len() {
+        return Err(TaskError::ShapeMismatch { what: "segmentation batch: samples vs indices".into(), got: vec![samples.len()], expected: vec![indices.len()] });
+    }
+    let patch = patch_size(task, cfg);
+    let epoch = aug.map_or(0, |(_, e)| e);
     let mut xs = Vec::with_capacity(samples.len());
     let mut ys = Vec::with_capacity(samples.len());
-    for (s, &idx) in samples.iter().zip(indices) {
-        let mut a = seg_pair(task, s, classes, cfg)?;
+    for (pos, (s, &idx)) in samples.iter().zip(indices).enumerate() {
+        let whole = seg_pair(task, s, classes)?;
+        let mut rng = sample_rng(cfg.seed, epoch, idx, Stream::Context);
+        let mut a = sample_patch(&whole, patch, forces_foreground(pos, samples.len()), &mut rng);
         if let Some((au, epoch)) = aug {
             au.apply(&mut a, epoch, idx);
         }
@@ -115,162 +135,4 @@ pub fn seg_loss(net: &SegNet, task: Task, x: &Tensor, y: &Tensor, cfg: &Finetune
         Task::Seg3d => deep_supervision(&outs, y, dice_ce),
         _ => bce_dice(&outs[0], y, cfg.dice_term),
     }
-}
-
-/// A prediction at the native grid.
-#[derive(Debug, Clone)]
-pub struct SegPrediction {
-    /// Per-channel binary masks (3D: classes incl. background, from the argmax; 2D: labels).
-    pub masks: Vec<Vec<bool>>,
-    /// 3D label map (argmax), empty for 2D.
-    pub labels: Vec<u32>,
-    /// Native `(D, H, W)` (`D = 1` for 2D).
-    pub dims: [usize; 3],
-    /// Native spacing `[D, H, W]` (3D), `None` for 2D.
-    pub spacing: Option<[f64; 3]>,
-}
-
-/// Predicts one file at its native grid.
-pub fn predict_seg(net: &SegNet, task: Task, path: &Path, cfg: &FinetuneConfig, dev: &Device) -> Result<SegPrediction> {
-    let (x, shape, native, spacing) = match task {
-        Task::Seg3d => {
-            let s = cfg.input_3d;
-            let (x, dims, sp) = load_volume(path, s)?;
-            (x, vec![1, 1, s[0], s[1], s[2]], dims, Some(sp))
-        }
-        _ => {
-            let n = cfg.input_2d;
-            let img = unimiss_data::read_image(path).map_err(|e| TaskError::file(path, e))?;
-            (load_image(path, n)?, vec![1, 3, n, n], [1, img.height, img.width], None)
-        }
-    };
-    let logits = net.forward(&Tensor::from_vec(x, shape.clone(), dev)?)?;
-    let k = logits.dim(1)?;
-    let probs = match task {
-        Task::Seg3d => candle_nn::ops::softmax(&logits, 1)?,
-        _ => candle_nn::ops::sigmoid(&logits)?,
-    };
-    let probs = probs.squeeze(0)?.to_dtype(DType::F32)?.flatten_from(1)?.to_vec2::<f32>()?;
-    let from = match task {
-        Task::Seg3d => [shape[2], shape[3], shape[4]],
-        _ => [1, shape[2], shape[3]],
-    };
-    let native_probs: Vec<Vec<f32>> = probs.iter().map(|p| resize_linear(p, from, native)).collect();
-    let n: usize = native.iter().product();
-    let (masks, labels) = match task {
-        Task::Seg3d => {
-            let labels: Vec<u32> = (0..n)
-                .map(|i| {
-                    let mut best = 0;
-                    for c in 1..k {
-                        if native_probs[c][i] > native_probs[best][i] {
-                            best = c;
-                        }
-                    }
-                    best as u32
-                })
-                .collect();
-            let masks = (0..k).map(|c| labels.iter().map(|&l| l as usize == c).collect()).collect();
-            (masks, labels)
-        }
-        _ => (native_probs.iter().map(|p| p.iter().map(|&v| v >= 0.5).collect()).collect(), vec![]),
-    };
-    Ok(SegPrediction { masks, labels, dims: native, spacing })
-}
-
-/// Ground-truth masks of a labelled sample at its native grid (same layout as
-/// [`SegPrediction::masks`]).
-pub fn ground_truth(task: Task, s: &LabelledSample, classes: usize) -> Result<(Vec<Vec<bool>>, [usize; 3])> {
-    match task {
-        Task::Seg3d => {
-            let v = unimiss_data::read_nifti(&s.sample.path).map_err(|e| TaskError::file(&s.sample.path, e))?;
-            let labels = load_label_volume(&s.masks[0], v.dims, v.spacing, v.dims, classes)?;
-            Ok(((0..classes).map(|c| labels.iter().map(|&l| l as usize == c).collect()).collect(), v.dims))
-        }
-        _ => {
-            let mut out = Vec::with_capacity(s.masks.len());
-            let mut dims = [1, 0, 0];
-            for m in &s.masks {
-                let (mask, [h, w]) = crate::dataset::read_mask_2d(m)?;
-                dims = [1, h, w];
-                out.push(mask);
-            }
-            Ok((out, dims))
-        }
-    }
-}
-
-/// Per-case metrics of every sample of `m` (3D: foreground classes only, HD95 in mm; 2D: every
-/// label, Dice/Jaccard smoothed by 0.01 as the official JSRT test).
-pub fn seg_cases(net: &SegNet, task: Task, m: &LabelledManifest, classes: usize, cfg: &FinetuneConfig, dev: &Device) -> Result<Vec<SegCase>> {
-    let mut cases = Vec::with_capacity(m.samples.len());
-    for s in &m.samples {
-        let pred = predict_seg(net, task, &s.sample.path, cfg, dev)?;
-        let (gt, dims) = ground_truth(task, s, classes)?;
-        if dims != pred.dims {
-            return Err(TaskError::file(&s.masks[0], format!("mask grid {dims:?} differs from the image's {:?}", pred.dims)));
-        }
-        let (p, g, opts) = match task {
-            Task::Seg3d => (&pred.masks[1..], &gt[1..], SegMetricOptions { smooth: 0.0, hd95_spacing: pred.spacing }),
-            _ => (&pred.masks[..], &gt[..], SegMetricOptions { smooth: 0.01, hd95_spacing: None }),
-        };
-        cases.push(segmentation_case(&s.sample.path.display().to_string(), p, g, dims, opts)?);
-    }
-    Ok(cases)
-}
-
-/// Mean Dice over cases and classes (defined values only), the validation metric.
-pub fn mean_dice(cases: &[SegCase]) -> f64 {
-    let v: Vec<f64> = cases.iter().flat_map(|c| c.dice.iter().flatten().copied()).collect();
-    if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
-}
-
-/// The evaluation report (`dice_mean`, `dice`, `hd95` for 3D, per-case rows).
-pub fn seg_report(net: &SegNet, task: Task, classes: &[String], m: &LabelledManifest, cfg: &FinetuneConfig, dev: &Device) -> Result<Value> {
-    let cases = seg_cases(net, task, m, classes.len(), cfg, dev)?;
-    let names = match task {
-        Task::Seg3d => &classes[1..],
-        _ => classes,
-    };
-    segmentation_report(names, &cases)
-}
-
-/// Writes the prediction of `path` under `out`: a NIfTI label map with the input's header
-/// geometry (3D), or one PNG mask (0/255) per label (2D). Returns the written files.
-pub fn write_seg_prediction(task: Task, path: &Path, pred: &SegPrediction, classes: &[String], out: &Path) -> Result<Vec<PathBuf>> {
-    let stem = file_stem(path);
-    match task {
-        Task::Seg3d => {
-            let img = read_nifti_image(path).map_err(|e| TaskError::file(path, e))?;
-            let mut h = img.header.clone();
-            h.datatype = Datatype::I16;
-            h.scl_slope = 1.0;
-            h.scl_inter = 0.0;
-            let dst = out.join(format!("{stem}_seg.nii.gz"));
-            let data: Vec<f32> = pred.labels.iter().map(|&l| l as f32).collect();
-            write_volume(&dst, &data, pred.dims, &h, OutputType::Int16)?;
-            Ok(vec![dst])
-        }
-        _ => {
-            let [_, hh, ww] = pred.dims;
-            let mut files = Vec::with_capacity(pred.masks.len());
-            for (m, name) in pred.masks.iter().zip(classes) {
-                let dst = out.join(format!("{stem}_{name}.png"));
-                let bytes: Vec<u8> = m.iter().map(|&b| if b { 255 } else { 0 }).collect();
-                write_png(&dst, &bytes, [hh, ww])?;
-                files.push(dst);
-            }
-            Ok(files)
-        }
-    }
-}
-
-fn file_stem(path: &Path) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into());
-    for ext in [".nii.gz", ".nii", ".png", ".jpg", ".jpeg"] {
-        if let Some(s) = name.strip_suffix(ext) {
-            return s.to_string();
-        }
-    }
-    name
 }

@@ -1,7 +1,9 @@
-//! nnU-Net-style 3D sliding-window inference: tiles of the patch size placed with a step of
+//! nnU-Net-style sliding-window inference: tiles of the patch size placed with a step of
 //! `step · patch` voxels, a Gaussian importance map (σ = patch/8, scipy's 4σ truncation, zeros
 //! replaced by the smallest non-zero weight), optional mirroring over all axis-flip combinations,
-//! and a weighted average of the overlapping predictions.
+//! and a weighted average of the overlapping predictions. Segmentation inference
+//! ([`crate::seg_infer`]) runs every `seg3d` volume and `seg2d` image (a depth-1 volume with
+//! patch `[1, h, w]`) through it.
 //!
 //! The model is a callback from a batch of patches `(B, C, pd, ph, pw)` to per-class
 //! probabilities `(B, K, pd, ph, pw)`; the stitcher never applies a softmax itself.
@@ -19,7 +21,8 @@ pub struct SlidingWindow {
     pub step: f64,
     /// Weight tiles with the Gaussian importance map (else uniformly).
     pub gaussian: bool,
-    /// Average the predictions over the 8 flip combinations of the three axes.
+    /// Average the predictions over the flip combinations of the axes (8 in 3D; axes of patch
+    /// extent 1 are not flipped, so 4 for a 2D patch `[1, h, w]`).
     pub mirror: bool,
     /// Patches per model call.
     pub batch: usize,
@@ -183,9 +186,13 @@ impl SlidingWindow {
         if !self.mirror {
             return predict(batch);
         }
+        // flipping an axis of extent 1 (the depth of a 2D image) changes nothing: those
+        // combinations would repeat others
+        let mirrored: Vec<usize> = (0..3).filter(|&a| self.patch[a] > 1).collect();
         let mut sum: Option<Tensor> = None;
-        for combo in 0u8..8 {
-            let axes: Vec<usize> = (0..3).filter(|a| combo & (1 << a) != 0).map(|a| a + 2).collect();
+        let combos = 1u8 << mirrored.len();
+        for combo in 0..combos {
+            let axes: Vec<usize> = mirrored.iter().enumerate().filter(|(i, _)| combo & (1 << i) != 0).map(|(_, &a)| a + 2).collect();
             let p = flip(&predict(&flip(batch, &axes)?)?, &axes)?;
             sum = Some(match sum {
                 None => p,
@@ -193,7 +200,7 @@ impl SlidingWindow {
             });
         }
         let s = sum.ok_or_else(|| TaskError::Invalid("mirroring produced no prediction".into()))?;
-        Ok((s / 8.0)?)
+        Ok((s / combos as f64)?)
     }
 }
 

@@ -8,6 +8,7 @@ use std::process::Command;
 use candle::{Device, Tensor};
 
 mod common;
+mod runtime;
 
 use common::fixtures;
 

@@ -90,3 +90,39 @@ fn wrong_model_output_is_an_error() -> Result<(), TaskError> {
     assert!(matches!(sw.run(&img, &mut model), Err(TaskError::ShapeMismatch { .. })));
     Ok(())
 }
+
+#[test]
+fn gaussian_map_by_hand_per_axis() {
+    // σ = patch/8 per axis: (2, 4, 8) → σ = 0.25, 0.5, 1; centres 1, 2, 4;
+    // map = exp(−½ Σ_a (i_a − c_a)² / σ_a²), maximum 1 at the centre
+    let sw = SlidingWindow { patch: [2, 4, 8], step: 0.5, gaussian: true, mirror: false, batch: 1 };
+    let g = sw.importance_map();
+    assert_eq!(g.len(), 64);
+    let at = |d: usize, h: usize, w: usize| g[(d * 4 + h) * 8 + w] as f64;
+    close(at(1, 2, 4), 1.0, 0.0, "centre");
+    // d offset −1 (σ .25 → 8), h offset −1 (σ .5 → 2), w offset −1 (σ 1 → .5)
+    close(at(0, 1, 3), (-(8.0 + 2.0 + 0.5f64)).exp(), 1e-12, "(0, 1, 3)");
+    // w offsets −4 and +3: 8 and 4.5
+    close(at(1, 2, 0), (-8f64).exp(), 1e-9, "(1, 2, 0)");
+    close(at(1, 2, 7), (-4.5f64).exp(), 1e-9, "(1, 2, 7)");
+    close(at(0, 0, 0), (-24f64).exp(), 1e-15, "corner");
+    // separable and symmetric about the centre where both sides exist
+    close(at(1, 1, 3), at(1, 3, 5), 0.0, "symmetry");
+}
+
+#[test]
+fn mirroring_a_2d_patch_flips_only_height_and_width() -> Result<(), TaskError> {
+    // a model that counts its calls: a 2D patch [1, h, w] needs 4 flip variants, not 8
+    let img = Tensor::randn(0f32, 1., (3, 1, 8, 8), &Device::Cpu)?;
+    let sw = SlidingWindow { patch: [1, 8, 8], step: 0.5, gaussian: true, mirror: true, batch: 1 };
+    let mut calls = 0;
+    let mut model = |x: &Tensor| -> Result<Tensor, TaskError> {
+        calls += 1;
+        Ok(x.clone())
+    };
+    let out = sw.run(&img, &mut model)?;
+    assert_eq!(calls, 4);
+    let diff = (out - &img)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    assert!(diff < 1e-6, "identity through 4 mirrored calls off by {diff}");
+    Ok(())
+}

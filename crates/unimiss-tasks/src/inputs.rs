@@ -1,0 +1,100 @@
+//! The files `predict` reads from a folder, without the masks that sit next to their images.
+//!
+//! The documented layout (`docs/tasks.md`, and what `phantoms` and `predict` write) keeps a mask
+//! beside its image under the image's name plus a suffix: `case_000_seg.nii.gz` next to
+//! `case_000.nii.gz`, `case_000_liver.png` next to `case_000.png`. A file `T_S.ext` of a folder
+//! is taken for such a mask, and skipped, when the folder also holds an image `T.<ext>` and
+//! - for NIfTI: the suffix `S` is `seg`, `label`, `labels` or `mask` (case-insensitive);
+//! - for PNG/JPEG: the file holds at most two grey values (a binary mask), so a second genuine
+//!   image such as `scan_2.png` beside `scan.png` is still predicted.
+//!
+//! A single file given as input is always predicted.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, TaskError};
+use crate::seg_infer::{IMAGE_EXTENSIONS, file_stem};
+
+/// What a folder holds for `predict`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Inputs {
+    /// Images to predict, sorted.
+    pub images: Vec<PathBuf>,
+    /// Masks of the documented layout that were left out, sorted.
+    pub skipped_masks: Vec<PathBuf>,
+}
+
+fn is_image(p: &Path) -> bool {
+    let n = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    IMAGE_EXTENSIONS.iter().any(|s| n.ends_with(s))
+}
+
+fn is_nifti(p: &Path) -> bool {
+    let n = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    n.ends_with(".nii") || n.ends_with(".nii.gz")
+}
+
+/// Whether a PNG/JPEG holds at most two distinct grey values.
+fn is_binary_image(p: &Path) -> Result<bool> {
+    let img = image::open(p).map_err(|e| TaskError::file(p, format!("cannot read image: {e}")))?.into_luma8();
+    let mut seen = [false; 256];
+    let mut distinct = 0;
+    for px in img.pixels() {
+        let v = px.0[0] as usize;
+        if !seen[v] {
+            seen[v] = true;
+            distinct += 1;
+            if distinct > 2 {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Whether `p` is the mask of another image of `stems` (same folder), by the rule above.
+fn is_mask_of_sibling(p: &Path, stems: &BTreeSet<String>) -> Result<bool> {
+    let stem = file_stem(p);
+    // the longest image name that `stem` extends by `_SUFFIX` (suffixes may hold `_`)
+    let Some((_, suffix)) = stem.match_indices('_').map(|(i, _)| (&stem[..i], &stem[i + 1..])).filter(|(b, _)| !b.is_empty() && stems.contains(*b)).last() else {
+        return Ok(false);
+    };
+    if is_nifti(p) {
+        return Ok(["seg", "label", "labels", "mask"].contains(&suffix.to_ascii_lowercase().as_str()));
+    }
+    is_binary_image(p)
+}
+
+/// The images of `input`: the file itself, or the `.png`/`.jpg`/`.jpeg`/`.nii`/`.nii.gz` files of
+/// a folder (sorted) without the masks of the documented layout.
+pub fn list_inputs(input: &Path) -> Result<Inputs> {
+    if input.is_file() {
+        return Ok(Inputs { images: vec![input.to_path_buf()], skipped_masks: vec![] });
+    }
+    let rd = std::fs::read_dir(input).map_err(|e| TaskError::file(input, e))?;
+    let mut files = Vec::new();
+    for e in rd {
+        let p = e.map_err(|e| TaskError::file(input, format!("reading the folder: {e}")))?.path();
+        if p.is_file() && is_image(&p) {
+            files.push(p);
+        }
+    }
+    files.sort();
+    let stems: BTreeSet<String> = files.iter().map(|p| file_stem(p)).collect();
+    let mut out = Inputs::default();
+    for p in files {
+        if is_mask_of_sibling(&p, &stems)? {
+            out.skipped_masks.push(p);
+        } else {
+            out.images.push(p);
+        }
+    }
+    if out.images.is_empty() {
+        return Err(TaskError::file(
+            input,
+            format!("no .png/.jpg/.nii/.nii.gz images to predict ({} masks named IMAGE_SUFFIX beside their image skipped)", out.skipped_masks.len()),
+        ));
+    }
+    Ok(out)
+}
