@@ -16,7 +16,7 @@ pub struct Args {
     /// Number of cases (split 60/20/20 into train/val/test).
     #[arg(long, default_value_t = 40)]
     pub count: usize,
-    /// Volume size D,H,W (default 32,64,64; larger volumes exercise segmentation's sliding window).
+    /// Volume size D,H,W (volumes larger than a segmentation patch are covered by several sliding windows).
     #[arg(long, default_value = "32,64,64")]
     pub dims: String,
     /// Side of the square projections.
