@@ -46,6 +46,7 @@ mod loader;
 pub mod manifest;
 pub mod nifti;
 pub mod pipeline;
+pub mod preflight;
 pub mod preview;
 pub mod resample;
 pub mod subvolumes;

@@ -113,6 +113,15 @@ impl MitConfig {
         }
     }
 
+    /// The configuration of a run: `arch` (`tiny` or `small`) at the given input sizes,
+    /// validated. Pretraining and fine-tuning both build their MiT with this.
+    pub fn for_run(arch: &str, img_size_2d: usize, img_size_3d: [usize; 3]) -> Result<Self> {
+        let arch: Arch = arch.parse()?;
+        let m = Self::preset(arch).with_img_size_2d(img_size_2d).with_img_size_3d(img_size_3d);
+        m.validate()?;
+        Ok(m)
+    }
+
     pub fn with_img_size_2d(mut self, size: usize) -> Self {
         self.img_size_2d = size;
         self

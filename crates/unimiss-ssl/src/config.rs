@@ -134,6 +134,22 @@ pub struct FixesSection {
     pub frozen_3d_untouched: bool,
 }
 
+/// The divergence guard: stop before a step's parameters are checkpointed when they are
+/// non-finite or their global norm exceeds `max_param_norm_ratio` × the norm at the start of
+/// the run (or of the resume).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GuardSection {
+    /// 0 disables the growth check (non-finite parameters always stop the run).
+    pub max_param_norm_ratio: f64,
+}
+
+impl Default for GuardSection {
+    fn default() -> Self {
+        Self { max_param_norm_ratio: 100.0 }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -154,6 +170,8 @@ pub struct TrainConfig {
     pub data: DataSection,
     pub checkpoint: CheckpointSection,
     pub fixes: FixesSection,
+    pub guard: GuardSection,
+    pub eval: crate::monitor::EvalSection,
 }
 
 impl Default for TrainConfig {
@@ -170,6 +188,8 @@ impl Default for TrainConfig {
             data: DataSection::default(),
             checkpoint: CheckpointSection::default(),
             fixes: FixesSection::default(),
+            guard: GuardSection::default(),
+            eval: crate::monitor::EvalSection::default(),
         }
     }
 }
@@ -227,55 +247,103 @@ impl TrainConfig {
     }
 
     /// Override one field by its dotted path, e.g. `optim.lr`, `model.img_size_3d`,
-    /// `fixes.per_batch_schedule`. The value is a TOML literal (`5e-4`, `true`, `[16, 64, 64]`);
-    /// anything that does not parse as one is taken as a string.
+    /// `fixes.per_batch_schedule` (see [`set_field`]).
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        let mut root = toml::Value::try_from(&*self).map_err(|e| SslError::Config(e.to_string()))?;
-        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(value.to_string()));
-        let mut slot = &mut root;
-        for part in key.split('.') {
-            slot = slot
-                .as_table_mut()
-                .and_then(|t| t.get_mut(part))
-                .ok_or_else(|| SslError::Config(format!("unknown key {key:?} (no field {part:?})")))?;
-        }
-        // Integers given for float fields and vice versa are converted.
-        *slot = match (&*slot, parsed) {
-            (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
-            (toml::Value::String(_), v) if !v.is_str() => toml::Value::String(value.to_string()),
-            (_, v) => v,
-        };
-        *self = root.try_into().map_err(|e: toml::de::Error| SslError::Config(format!("{key}={value}: {e}")))?;
-        Ok(())
+        set_field(self, key, value)
     }
 
-    /// Check values the trainer relies on.
+    /// Check every value before anything runs: counts at least 1, every real number finite and
+    /// in its range, names from their lists.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(SslError::Config(m));
         let o = &self.optim;
-        if o.epochs == 0 || o.batch_size == 0 || o.interval == 0 {
-            return bad("optim.epochs, optim.batch_size and optim.interval must be at least 1".into());
+        let l = &self.loss;
+        positive("optim.epochs", o.epochs)?;
+        positive("optim.batch_size", o.batch_size)?;
+        positive("optim.interval", o.interval)?;
+        positive("checkpoint.keep", self.checkpoint.keep)?;
+        positive("model.img_size_2d", self.model.img_size_2d)?;
+        positive("model.out_dim", self.model.out_dim)?;
+        if self.model.img_size_3d.contains(&0) {
+            return Err(SslError::Config(format!("model.img_size_3d {:?} must be positive", self.model.img_size_3d)));
         }
-        if !(0.0..=1.0).contains(&o.momentum_teacher) {
-            return bad(format!("optim.momentum_teacher {} must be in [0, 1]", o.momentum_teacher));
-        }
-        if self.checkpoint.keep == 0 {
-            return bad("checkpoint.keep must be at least 1".into());
+        real("optim.lr", o.lr, 0.0, f64::MAX, false)?;
+        real("optim.min_lr", o.min_lr, 0.0, f64::MAX, true)?;
+        real("optim.weight_decay", o.weight_decay, 0.0, f64::MAX, true)?;
+        real("optim.weight_decay_end", o.weight_decay_end, 0.0, f64::MAX, true)?;
+        real("optim.momentum_teacher", o.momentum_teacher, 0.0, 1.0, true)?;
+        real("optim.clip_grad", o.clip_grad, 0.0, f64::MAX, true)?;
+        real("loss.student_temp", l.student_temp, 0.0, f64::MAX, false)?;
+        real("loss.teacher_temp", l.teacher_temp, 0.0, f64::MAX, false)?;
+        real("loss.warmup_teacher_temp", l.warmup_teacher_temp, 0.0, f64::MAX, false)?;
+        real("loss.center_momentum", l.center_momentum, 0.0, 1.0, true)?;
+        if self.guard.max_param_norm_ratio != 0.0 {
+            real("guard.max_param_norm_ratio (0 = off)", self.guard.max_param_norm_ratio, 1.0, f64::MAX, true)?;
         }
         if !matches!(self.data.on_bad_sample.as_str(), "fail" | "skip") {
-            return bad(format!("data.on_bad_sample must be fail or skip, not {:?}", self.data.on_bad_sample));
+            return Err(SslError::Config(format!("data.on_bad_sample must be fail or skip, not {:?}", self.data.on_bad_sample)));
         }
         if !matches!(self.model.arch.as_str(), "tiny" | "small") {
-            return bad(format!("model.arch must be tiny or small, not {:?}", self.model.arch));
-        }
-        if self.loss.student_temp <= 0.0 || self.loss.teacher_temp <= 0.0 || self.loss.warmup_teacher_temp <= 0.0 {
-            return bad("temperatures must be positive".into());
+            return Err(SslError::Config(format!("model.arch must be tiny or small, not {:?}", self.model.arch)));
         }
         Ok(())
     }
+}
+
+/// `name` must be at least 1.
+pub fn positive(name: &str, v: usize) -> Result<()> {
+    if v == 0 { Err(SslError::Config(format!("{name} must be at least 1"))) } else { Ok(()) }
+}
+
+/// `name` must be finite and in `[lo, hi]` (`(lo, hi]` when `lo_inclusive` is false).
+pub fn real(name: &str, v: f64, lo: f64, hi: f64, lo_inclusive: bool) -> Result<()> {
+    let above = if lo_inclusive { v >= lo } else { v > lo };
+    if v.is_finite() && above && v <= hi {
+        return Ok(());
+    }
+    let range = match (lo_inclusive, hi == f64::MAX) {
+        (true, true) => format!("≥ {lo}"),
+        (false, true) => format!("> {lo}"),
+        (true, false) => format!("in [{lo}, {hi}]"),
+        (false, false) => format!("in ({lo}, {hi}]"),
+    };
+    Err(SslError::Config(format!("{name} = {v} must be a finite number {range}")))
+}
+
+/// Override one field of any serde configuration by its dotted path (`optim.lr`,
+/// `model.img_size_3d`). The value is a TOML literal (`5e-4`, `true`, `[16, 64, 64]`); anything
+/// that does not parse as one is taken as a string. Integers given for real fields are
+/// converted. Unknown keys are an error naming the missing part.
+pub fn set_field<T: Serialize + serde::de::DeserializeOwned>(cfg: &mut T, key: &str, value: &str) -> Result<()> {
+    let mut root = toml::Value::try_from(&*cfg).map_err(|e| SslError::Config(e.to_string()))?;
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let mut slot = &mut root;
+    for part in key.split('.') {
+        slot = slot
+            .as_table_mut()
+            .and_then(|t| t.get_mut(part))
+            .ok_or_else(|| SslError::Config(format!("unknown key {key:?} (no field {part:?})")))?;
+    }
+    *slot = match (&*slot, parsed) {
+        (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+        (toml::Value::String(_), v) if !v.is_str() => toml::Value::String(value.to_string()),
+        (_, v) => v,
+    };
+    *cfg = root.try_into().map_err(|e: toml::de::Error| SslError::Config(format!("{key}={value}: {e}")))?;
+    Ok(())
+}
+
+/// Parse `KEY=VALUE` pairs (the `--set` flags) and apply them with [`set_field`].
+pub fn apply_overrides<T: Serialize + serde::de::DeserializeOwned>(cfg: &mut T, pairs: &[String]) -> Result<()> {
+    for kv in pairs {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| SslError::Config(format!("--set {kv:?}: expected KEY=VALUE")))?;
+        set_field(cfg, k.trim(), v.trim())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

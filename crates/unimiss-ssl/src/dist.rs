@@ -59,9 +59,16 @@ impl Nccl {
             id
         } else {
             let t0 = Instant::now();
+            // An id file older than this process (by more than a launch skew of 120 s) is a
+            // stale one of an earlier run that died before rank 0 removed it: wait for the new one.
+            let fresh = |p: &Path| {
+                std::fs::metadata(p)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age <= t0.elapsed() + Duration::from_secs(120)))
+            };
             let bytes = loop {
                 match std::fs::read(id_file) {
-                    Ok(b) if b.len() == 128 => break b,
+                    Ok(b) if b.len() == 128 && fresh(id_file) => break b,
                     _ if t0.elapsed() > Duration::from_secs(600) => {
                         return Err(SslError::Config(format!(
                             "rank {}: no NCCL id at {} after 600 s (is rank 0 running with the same --output?)",
@@ -79,6 +86,11 @@ impl Nccl {
             Id::uninit(internal)
         };
         let comm = Comm::from_rank(cuda.cuda_stream(), env.rank, env.world_size, id).map_err(nccl_err("init rank"))?;
+        if env.rank == 0 {
+            // Every rank has joined (the init is collective): the id is spent; a later launch
+            // must never read it.
+            std::fs::remove_file(id_file).map_err(crate::error::io_err(id_file))?;
+        }
         Ok(Self { comm, rank: env.rank, world: env.world_size })
     }
 

@@ -10,7 +10,7 @@ use unimiss_model::{HeadConfig, MitConfig, MitWithHead, SeededVarMap};
 
 use crate::error::{Result, SslError};
 use crate::loss::{CenterReduce, DinoLoss, DinoLossConfig};
-use crate::optim::{AdamW, StepOptions, ema_update};
+use crate::optim::{AdamW, Clip, StepOptions, ema_update};
 use crate::step::{Nets, forward_step};
 use crate::trainer::Collective;
 use crate::Modality;
@@ -143,7 +143,7 @@ impl Engine {
         let opts = StepOptions {
             lr: s.lr,
             wd: s.wd,
-            clip: s.clip,
+            clip: if s.clip > 0.0 { Clip::PerParam(s.clip) } else { Clip::Off },
             cancel_last_layer: s.cancel_last_layer,
             freeze_3d: modality == Modality::Image2d,
             set_to_none: s.set_to_none,

@@ -35,6 +35,27 @@ pub enum SslError {
     /// A checkpoint is missing a file, a tensor or a field, or does not match the model.
     #[error("checkpoint {path}: {msg}")]
     Checkpoint { path: PathBuf, msg: String },
+    /// A checkpoint could not be written; the previous one is kept.
+    #[error("checkpoint of step {step} not written (the previous checkpoint is kept): {source}")]
+    CheckpointWrite {
+        step: u64,
+        #[source]
+        source: Box<SslError>,
+    },
+    /// The parameters became non-finite or grew past the divergence guard; the run stops
+    /// before checkpointing them.
+    #[error(
+        "training diverged at step {step} (epoch {epoch}): parameter norm {norm:.4e} ({why}); the \
+         last checkpoint (before this step) is kept — lower the learning rate or raise \
+         `guard.max_param_norm_ratio`"
+    )]
+    Diverged { step: u64, epoch: usize, norm: f64, why: String },
+    /// A JSON document (log line, state file) could not be written or parsed.
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A line of a file (log, manifest) could not be parsed.
+    #[error("{}:{line}: {msg}", path.display())]
+    Parse { path: PathBuf, line: usize, msg: String },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

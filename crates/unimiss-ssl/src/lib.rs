@@ -11,6 +11,8 @@
 //! - [`trainer`]: alternating 2D/3D epochs, checkpoints ([`checkpoint`]), `log.jsonl`
 //!   ([`log`]), `loss.png` ([`plot`]); [`config`]: the TOML configuration; [`export`]: the
 //!   teacher backbone; `dist` (feature `nccl`): NCCL data parallelism.
+//! - [`knn`]: DINO's weighted kNN classifier; [`monitor`]: the kNN monitor of the teacher on a
+//!   labelled eval set during pretraining, and the uniform-collapse watch.
 //!
 //! ```
 //! use candle::{Device, Tensor, Var};
@@ -42,13 +44,17 @@ pub mod dist;
 pub mod engine;
 pub mod error;
 pub mod export;
+pub mod knn;
 pub mod log;
 pub mod loss;
+pub mod monitor;
 pub mod optim;
 pub mod plot;
 mod progress;
+pub mod rundir;
 pub mod schedule;
 pub mod step;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use config::TrainConfig;

@@ -1,14 +1,18 @@
-//! The JSON-lines training log `RUN_DIR/log.jsonl`: one object per step and one per epoch.
+//! The JSON-lines run log `RUN_DIR/log.jsonl` of the training runtime: typed records, one per
+//! step and one per epoch (pretraining and fine-tuning have their own record types), written
+//! and flushed line by line; on resume the log is rolled back to the checkpoint's step so every
+//! step appears once.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
 
-use crate::error::{Result, io_err};
+use crate::error::{Result, SslError, io_err};
 
-/// One optimiser step.
+/// One pretraining optimiser step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     pub kind: String,
@@ -30,13 +34,19 @@ pub struct StepRecord {
     pub teacher_entropy: f64,
     /// Entropy of the batch-averaged teacher distribution.
     pub teacher_mean_entropy: f64,
+    /// Resident memory of the process after the step (MB; 0 where it cannot be read).
+    #[serde(default)]
+    pub rss_mb: f64,
 }
 
-/// One finished epoch.
+/// One finished pretraining epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub kind: String,
     pub epoch: usize,
+    /// Optimiser steps done at the end of the epoch.
+    #[serde(default)]
+    pub step: u64,
     pub modality: String,
     pub steps: usize,
     pub loss_mean: f64,
@@ -54,12 +64,51 @@ pub struct EpochRecord {
     pub skipped: Vec<String>,
 }
 
-/// A line of the log.
+/// One fine-tuning optimiser step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskStepRecord {
+    pub kind: String,
+    pub step: u64,
+    pub epoch: usize,
+    pub loss: f64,
+    pub lr: f64,
+    /// Global L2 norm of the gradients before clipping.
+    pub grad_norm: f64,
+    pub samples_per_s: f64,
+    /// Resident memory of the process after the step (MB; 0 where it cannot be read).
+    pub rss_mb: f64,
+}
+
+/// One finished fine-tuning epoch with its validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEpochRecord {
+    pub kind: String,
+    pub epoch: usize,
+    /// Optimiser steps done at the end of the epoch.
+    pub step: u64,
+    pub train_loss: f64,
+    /// What `val_metric` is: `auc`, `accuracy` (AUC undefined: one class) or `dice`.
+    pub metric: String,
+    pub val_metric: f64,
+    /// Best validation metric so far.
+    pub best: f64,
+    pub seconds: f64,
+}
+
+/// Kinds of pretraining log lines.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Record {
     Step(StepRecord),
     Epoch(EpochRecord),
+}
+
+/// Resident set size of this process in MB (`/proc/self/status` VmRSS), 0 where unavailable.
+pub fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// Appends records to `log.jsonl` (flushed per line).
@@ -68,42 +117,93 @@ pub struct JsonlLog {
     file: std::fs::File,
 }
 
+/// Whether a log line belongs before a resume point: its `step` is at most `step`; a line
+/// without a step (written by an older build) is kept when its epoch is before `epoch`.
+fn before(line: &serde_json::Value, step: u64, epoch: usize) -> bool {
+    match line.get("step").and_then(serde_json::Value::as_u64) {
+        Some(s) if line.get("kind").and_then(|k| k.as_str()) == Some("epoch") => s <= step && line.get("epoch").and_then(serde_json::Value::as_u64).is_some_and(|e| (e as usize) < epoch),
+        Some(s) => s <= step,
+        None => line.get("epoch").and_then(serde_json::Value::as_u64).is_some_and(|e| (e as usize) < epoch),
+    }
+}
+
 impl JsonlLog {
-    /// Open `RUN_DIR/log.jsonl` for appending (a resumed run continues the same file).
+    /// Open `RUN_DIR/log.jsonl` for a fresh run (created, or appended to when it exists).
     pub fn open(run: &Path) -> Result<Self> {
         let path = run.join("log.jsonl");
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io_err(&path))?;
         Ok(Self { path, file })
     }
 
+    /// Open the log of a run resumed at `step` (the first epoch not finished is `epoch`): lines
+    /// written after that checkpoint by the interrupted process are dropped (the file is
+    /// rewritten atomically), so each step and epoch appears once.
+    pub fn open_resumed(run: &Path, step: u64, epoch: usize) -> Result<Self> {
+        let path = run.join("log.jsonl");
+        if path.exists() {
+            let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+            let mut kept = String::with_capacity(text.len());
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                // A torn last line (killed mid-write) is not JSON: dropped with what follows it.
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+                if before(&v, step, epoch) {
+                    kept.push_str(line);
+                    kept.push('\n');
+                }
+            }
+            let tmp = run.join(".tmp-log.jsonl");
+            std::fs::write(&tmp, kept).map_err(io_err(&tmp))?;
+            std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        }
+        Self::open(run)
+    }
+
     pub fn write<T: Serialize>(&mut self, rec: &T) -> Result<()> {
-        let mut line = serde_json::to_string(rec).map_err(|e| crate::SslError::Config(e.to_string()))?;
+        let mut line = serde_json::to_string(rec)?;
         line.push('\n');
         self.file.write_all(line.as_bytes()).map_err(io_err(&self.path))?;
         self.file.flush().map_err(io_err(&self.path))
     }
 }
 
-/// Read a log. Lines of a step that appears twice (a run killed after its last checkpoint and
-/// resumed) keep the later one; records come back in step order.
-pub fn read(path: &Path) -> Result<(Vec<StepRecord>, Vec<EpochRecord>)> {
+/// Every line of `path` whose `kind` is `kind`, as `T`, in file order. Other kinds are skipped;
+/// a line that does not parse is an error naming the file and line.
+pub fn read_kind<T: DeserializeOwned>(path: &Path, kind: &str) -> Result<Vec<T>> {
     let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-    let mut steps: BTreeMap<u64, StepRecord> = BTreeMap::new();
-    let mut epochs: BTreeMap<usize, EpochRecord> = BTreeMap::new();
+    let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let rec: Record = serde_json::from_str(line)
-            .map_err(|e| crate::SslError::Config(format!("{}:{}: {e}", path.display(), n + 1)))?;
-        match rec {
-            Record::Step(s) => {
-                steps.insert(s.step, s);
-            }
-            Record::Epoch(e) => {
-                epochs.insert(e.epoch, e);
-            }
+        let bad = |msg: String| SslError::Parse { path: path.to_path_buf(), line: n + 1, msg };
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+        if v.get("kind").and_then(|k| k.as_str()) == Some(kind) {
+            out.push(serde_json::from_value(v).map_err(|e| bad(e.to_string()))?);
         }
     }
-    Ok((steps.into_values().collect(), epochs.into_values().collect()))
+    Ok(out)
+}
+
+/// Keep the last record of each key (a log written before rollback existed may repeat steps
+/// after a resume), in key order.
+fn last_by<T, K: Ord>(v: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut m = BTreeMap::new();
+    for r in v {
+        m.insert(key(&r), r);
+    }
+    m.into_values().collect()
+}
+
+/// Read a pretraining log: step records in step order, epoch records in epoch order.
+pub fn read(path: &Path) -> Result<(Vec<StepRecord>, Vec<EpochRecord>)> {
+    let steps = last_by(read_kind::<StepRecord>(path, "step")?, |s| s.step);
+    let epochs = last_by(read_kind::<EpochRecord>(path, "epoch")?, |e| e.epoch);
+    Ok((steps, epochs))
+}
+
+/// Read a fine-tuning log: step records in step order, epoch records in epoch order.
+pub fn read_task(path: &Path) -> Result<(Vec<TaskStepRecord>, Vec<TaskEpochRecord>)> {
+    let steps = last_by(read_kind::<TaskStepRecord>(path, "step")?, |s| s.step);
+    let epochs = last_by(read_kind::<TaskEpochRecord>(path, "epoch")?, |e| e.epoch);
+    Ok((steps, epochs))
 }

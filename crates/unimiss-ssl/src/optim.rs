@@ -1,5 +1,15 @@
-//! AdamW with the official parameter groups and quirks (reference §3.4, §3.5, §3.6, §7.8–7.10),
-//! the per-parameter gradient clipping, the last-layer gradient cancel, and the EMA teacher.
+//! The one optimiser of the training runtime, for pretraining and fine-tuning alike: AdamW
+//! (PyTorch 1.8 `torch.optim.AdamW`) whose grouping and clipping are policies.
+//!
+//! - Pretraining (reference §3.4, §3.5, §3.6, §7.8–7.10): [`Decay::Official`] groups (no decay
+//!   for biases and 1-D tensors, `weight_g` never trained), [`Clip::PerParam`] clipping, the
+//!   last-layer gradient cancel, PyTorch<2.0 `zero_grad` semantics; and the EMA teacher.
+//! - Fine-tuning (reference §5): `torch.optim.AdamW(model.parameters())`, every parameter decayed
+//!   ([`Decay::All`]), [`Clip::GlobalNorm`] (`clip_grad_norm_`), parameters without a gradient
+//!   left alone (`set_to_none`).
+//!
+//! Every tensor the optimiser keeps (moments, new weights) is detached from the step's graph, so
+//! memory does not grow with the number of steps.
 //!
 //! Written here rather than using `candle_nn::AdamW`, which has one weight decay for all
 //! parameters and knows nothing of PyTorch 1.x `zero_grad` semantics.
@@ -35,6 +45,28 @@ pub fn is_3d_only(name: &str) -> bool {
     name.contains("3D")
 }
 
+/// Which parameters weight decay applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decay {
+    /// Pretraining (`get_params_groups`): see [`Group::of`]; `weight_g` is never trained.
+    Official,
+    /// Fine-tuning (`AdamW(model.parameters())`): one group, every parameter decayed.
+    All,
+}
+
+/// Gradient clipping policy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Clip {
+    /// No clipping.
+    Off,
+    /// Pretraining `clip_gradients`: each parameter's gradient scaled to L2 norm ≤ the value.
+    PerParam(f64),
+    /// Fine-tuning `clip_grad_norm_`: all gradients scaled together so their global L2 norm is
+    /// ≤ the value; a value ≤ 0 measures the norm (reported) without clipping. A non-finite
+    /// global norm is an error.
+    GlobalNorm(f64),
+}
+
 /// Adam moments of one parameter.
 #[derive(Debug, Clone)]
 pub struct ParamState {
@@ -61,8 +93,8 @@ pub struct StepOptions {
     pub lr: f64,
     /// Weight decay of group 0 (group 1 always 0).
     pub wd: f64,
-    /// Per-parameter clip norm; 0 disables clipping.
-    pub clip: f64,
+    /// Clipping policy.
+    pub clip: Clip,
     /// `epoch < freeze_last_layer`: drop the gradients of `*last_layer*` parameters.
     pub cancel_last_layer: bool,
     /// 2D epoch: 3D-only parameters have `requires_grad = False`.
@@ -81,6 +113,8 @@ pub struct StepReport {
     pub stepped_zero_grad: usize,
     /// Parameters whose gradient was scaled down by clipping.
     pub clipped: usize,
+    /// Global L2 norm of the gradients before clipping ([`Clip::GlobalNorm`] only).
+    pub grad_norm: Option<f64>,
 }
 
 /// AdamW (PyTorch 1.8 `torch.optim.AdamW`: decoupled decay first, then Adam with bias
@@ -94,20 +128,29 @@ pub struct AdamW {
 }
 
 impl AdamW {
-    /// Every trainable named variable, sorted by name; `weight_g` is left out (frozen).
+    /// The pretraining optimiser: every trainable named variable, sorted by name, in the official
+    /// groups; `weight_g` is left out (frozen).
     pub fn new(vars: &BTreeMap<String, Var>) -> Self {
+        Self::with_decay(vars, Decay::Official, 1e-8)
+    }
+
+    /// An optimiser over `vars` (sorted by name) with the given decay policy and Adam epsilon.
+    pub fn with_decay(vars: &BTreeMap<String, Var>, decay: Decay, eps: f64) -> Self {
         let params = vars
             .iter()
-            .filter(|(n, _)| !is_never_trained(n))
+            .filter(|(n, _)| decay == Decay::All || !is_never_trained(n))
             .map(|(n, v)| Param {
                 name: n.clone(),
                 var: v.clone(),
-                group: Group::of(n, v.rank()),
+                group: match decay {
+                    Decay::Official => Group::of(n, v.rank()),
+                    Decay::All => Group::Regularised,
+                },
                 state: None,
                 has_grad: false,
             })
             .collect();
-        Self { params, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+        Self { params, beta1: 0.9, beta2: 0.999, eps }
     }
 
     /// The parameters in name order.
@@ -120,10 +163,33 @@ impl AdamW {
         &mut self.params
     }
 
+    /// Global L2 norm (f64 accumulation) of this step's gradients of the optimiser's parameters.
+    pub fn grad_norm(&self, grads: &BTreeMap<String, Tensor>) -> candle::Result<f64> {
+        let mut s = 0f64;
+        for p in &self.params {
+            if let Some(g) = grads.get(&p.name) {
+                s += g.to_dtype(candle::DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
+            }
+        }
+        Ok(s.sqrt())
+    }
+
     /// One iteration of §3.5 steps 4–8 given this step's gradients by name.
     pub fn step(&mut self, grads: &BTreeMap<String, Tensor>, o: &StepOptions) -> candle::Result<StepReport> {
         let mut report = StepReport::default();
         let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
+        let mut global_scale = None;
+        if let Clip::GlobalNorm(max) = o.clip {
+            let norm = self.grad_norm(grads)?;
+            if !norm.is_finite() {
+                candle::bail!("the global gradient norm is {norm}");
+            }
+            report.grad_norm = Some(norm);
+            let coef = max / (norm + 1e-6);
+            if max > 0.0 && coef < 1.0 {
+                global_scale = Some(coef);
+            }
+        }
         for p in &mut self.params {
             let frozen = o.freeze_3d && is_3d_only(&p.name);
             let fresh = if frozen { None } else { grads.get(&p.name) };
@@ -138,10 +204,17 @@ impl AdamW {
             }
             if let Some(Some(g)) = &grad {
                 p.has_grad = true;
-                if o.clip > 0.0 {
-                    let (g2, clipped) = clip_one(g, o.clip)?;
-                    report.clipped += usize::from(clipped);
-                    grad = Some(Some(g2));
+                match (o.clip, global_scale) {
+                    (Clip::PerParam(c), _) if c > 0.0 => {
+                        let (g2, clipped) = clip_one(g, c)?;
+                        report.clipped += usize::from(clipped);
+                        grad = Some(Some(g2));
+                    }
+                    (Clip::GlobalNorm(_), Some(coef)) => {
+                        report.clipped += 1;
+                        grad = Some(Some((g * coef)?));
+                    }
+                    _ => {}
                 }
             }
             if o.cancel_last_layer && p.name.contains("last_layer") {
@@ -154,7 +227,8 @@ impl AdamW {
                 Group::Regularised => o.wd,
                 Group::NoDecay => 0.0,
             };
-            let theta = if decay != 0.0 { theta.affine(1.0 - o.lr * decay, 0.0)? } else { theta.clone() };
+            let theta = theta.detach();
+            let theta = if decay != 0.0 { theta.affine(1.0 - o.lr * decay, 0.0)? } else { theta };
             let st = match p.state.take() {
                 Some(s) => s,
                 None => ParamState { exp_avg: theta.zeros_like()?, exp_avg_sq: theta.zeros_like()?, step: 0 },
@@ -162,8 +236,9 @@ impl AdamW {
             let step = st.step + 1;
             let (m, v) = match &g {
                 Some(g) => {
+                    let g = g.detach();
                     report.stepped += 1;
-                    let m = ((&st.exp_avg * b1)? + (g * (1.0 - b1))?)?;
+                    let m = ((&st.exp_avg * b1)? + (&g * (1.0 - b1))?)?;
                     let v = ((&st.exp_avg_sq * b2)? + (g.sqr()? * (1.0 - b2))?)?;
                     (m, v)
                 }

@@ -58,6 +58,12 @@ pub fn teacher_temp_schedule(
     v
 }
 
+/// The polynomial ("poly") decay of nnU-Net and the official downstream code:
+/// `base · (1 − t/total)^exponent`, 0 from `total` on.
+pub fn poly(base: f64, t: usize, total: usize, exponent: f64) -> f64 {
+    base * (1.0 - t as f64 / total.max(1) as f64).max(0.0).powf(exponent)
+}
+
 /// Peak learning rate after the linear scaling rule: `lr · global_batch / 256`.
 pub fn scaled_lr(lr: f64, batch_per_device: usize, world_size: usize) -> f64 {
     lr * (batch_per_device * world_size) as f64 / 256.0

@@ -10,6 +10,7 @@ use unimiss_data::{LoaderConfig, Manifest, OnBadSample, PairLoader};
 use unimiss_model::{HeadConfig, MitConfig};
 
 use crate::checkpoint::{self, CkptState, Position, Snapshot};
+use crate::log::read as read_log;
 use crate::config::TrainConfig;
 use crate::error::{Result, SslError, io_err};
 use crate::log::{EpochRecord, JsonlLog, StepRecord};
@@ -92,6 +93,10 @@ pub struct Trainer {
     schedules: Schedules,
     loaders: [PairLoader; 2],
     pos: Position,
+    /// Started from a checkpoint (the log is rolled back to it).
+    resumed: bool,
+    /// Global L2 norm of the student's parameters at the start (or resume) of the run.
+    start_norm: f64,
     collective: Option<Box<dyn Collective>>,
     /// Show an indicatif bar (else one line per epoch only).
     pub progress: bool,
@@ -136,7 +141,20 @@ impl Trainer {
                     cfg.data.manifest.display()
                 )));
             }
-            let shard: Vec<_> = all.into_iter().enumerate().filter(|(j, _)| j % world == rank).map(|(_, s)| s).collect();
+            // Every rank gets the same number of samples (the remainder is left out, as
+            // drop_last), so every rank runs the same number of steps: a rank with one batch more
+            // would wait in an all-reduce the others never join.
+            let per_rank = all.len() / world;
+            if per_rank < cfg.optim.batch_size {
+                return Err(SslError::Config(format!(
+                    "{}: {} {m} samples over {world} ranks is fewer than one batch of {} per rank",
+                    cfg.data.manifest.display(),
+                    all.len(),
+                    cfg.optim.batch_size
+                )));
+            }
+            let shard: Vec<_> =
+                all.into_iter().enumerate().filter(|(j, _)| j % world == rank).map(|(_, s)| s).take(per_rank).collect();
             let lc = LoaderConfig {
                 batch_size: cfg.optim.batch_size,
                 seed: cfg.seed,
@@ -167,13 +185,23 @@ impl Trainer {
         };
         let schedules = Schedules::new(&sp, indexing);
         let mut pos = Position { epoch: 0, batch: 0, step: 0 };
+        // A resumed run writes into the run directory it resumes from, wherever that now is.
+        let run_dir = match resume {
+            Some(r) => checkpoint::run_dir_of(r)?,
+            None => cfg.output.clone(),
+        };
+        let mut cfg = cfg;
+        cfg.output = run_dir.clone();
         if let Some(r) = resume {
             let ck = checkpoint::load(r, &dev)?;
-            let center = ck.restore(&engine.student_vars, &engine.teacher_vars, &mut engine.optim)?;
-            engine.loss.set_center(center)?;
-            pos = ck.state.position;
+            let state: CkptState = ck.state()?;
+            ck.restore_set("student", &engine.student_vars)?;
+            ck.restore_set("teacher", &engine.teacher_vars)?;
+            ck.restore_optim(&mut engine.optim)?;
+            engine.loss.set_center(ck.extra("center")?)?;
+            pos = state.position;
             let phase = modality_of(pos.epoch, cfg.optim.interval);
-            if phase != ck.state.phase {
+            if phase != state.phase {
                 return Err(SslError::Checkpoint {
                     path: ck.dir,
                     msg: format!(
@@ -181,12 +209,12 @@ impl Trainer {
                         pos.epoch,
                         phase.name(),
                         cfg.optim.interval,
-                        ck.state.phase.name()
+                        state.phase.name()
                     ),
                 });
             }
         }
-        let run_dir = cfg.output.clone();
+        let start_norm = param_norm(&engine.student_vars)?;
         Ok(Self {
             cfg,
             run_dir,
@@ -194,6 +222,8 @@ impl Trainer {
             schedules,
             loaders: [l2, l3],
             pos,
+            resumed: resume.is_some(),
+            start_norm,
             collective,
             progress: true,
         })
@@ -240,24 +270,44 @@ impl Trainer {
         if self.cfg.max_steps > 0 { n.min(self.cfg.max_steps.saturating_sub(self.pos.step)) } else { n }
     }
 
+    /// Where the run writes (the resumed run's own directory when resuming).
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
     /// Write a checkpoint of the current position.
     pub fn save_checkpoint(&self) -> Result<PathBuf> {
         let state = CkptState {
-            format: checkpoint::format_version(),
+            format: 0,
             position: self.pos,
             phase: modality_of(self.pos.epoch, self.cfg.optim.interval),
             seed: self.cfg.seed,
-            params: checkpoint::param_meta(&self.engine.optim),
+            params: BTreeMap::new(),
             config: self.cfg.clone(),
         };
         let snap = Snapshot {
-            student: &self.engine.student_vars,
-            teacher: &self.engine.teacher_vars,
+            sets: vec![("student", &self.engine.student_vars), ("teacher", &self.engine.teacher_vars)],
             optim: &self.engine.optim,
-            center: self.engine.loss.center(),
-            state,
+            extra: vec![("center", self.engine.loss.center())],
+            step: self.pos.step,
+            state: serde_json::to_value(&state)?,
         };
         checkpoint::save(&self.run_dir, &snap, self.cfg.checkpoint.keep)
+    }
+
+    /// The divergence guard (after a step, before anything is checkpointed): non-finite
+    /// parameters, or a global norm past `guard.max_param_norm_ratio` × the starting norm.
+    fn check_divergence(&self) -> Result<()> {
+        let norm = param_norm(&self.engine.student_vars)?;
+        let ratio = self.cfg.guard.max_param_norm_ratio;
+        let why = if !norm.is_finite() {
+            "not finite".to_string()
+        } else if ratio > 0.0 && norm > ratio * self.start_norm {
+            format!("more than {ratio} × the {:.4e} at the start", self.start_norm)
+        } else {
+            return Ok(());
+        };
+        Err(SslError::Diverged { step: self.pos.step, epoch: self.pos.epoch, norm, why })
     }
 
     /// Run to the end (or to `max_steps`), checkpointing as configured and at the end.
@@ -266,9 +316,14 @@ impl Trainer {
         let writer = self.is_writer();
         let mut log = if writer {
             std::fs::create_dir_all(&self.run_dir).map_err(io_err(&self.run_dir))?;
+            checkpoint::clean_temporaries(&self.run_dir)?;
             let cfg_path = self.run_dir.join("config.toml");
             std::fs::write(&cfg_path, self.cfg.to_toml()?).map_err(io_err(&cfg_path))?;
-            Some(JsonlLog::open(&self.run_dir)?)
+            Some(if self.resumed {
+                JsonlLog::open_resumed(&self.run_dir, self.pos.step, self.pos.epoch)?
+            } else {
+                JsonlLog::open(&self.run_dir)?
+            })
         } else {
             None
         };
@@ -280,6 +335,11 @@ impl Trainer {
             let modality = modality_of(epoch, self.cfg.optim.interval);
             let te = Instant::now();
             let mut stats = EpochStats::default();
+            if self.pos.batch > 0 && writer {
+                // Resumed mid-epoch: the epoch summary covers the steps run before the stop too.
+                let (steps, _) = read_log(&self.run_dir.join("log.jsonl"))?;
+                steps.iter().filter(|s| s.epoch == epoch).for_each(|s| stats.add(s));
+            }
             let iter = self.loader(modality).epoch(epoch, self.pos.batch);
             let mut iter = iter;
             for pair in iter.by_ref() {
@@ -288,6 +348,7 @@ impl Trainer {
                 }
                 let pair = pair?;
                 let rec = self.train_step(modality, &pair.views, pair.indices.len())?;
+                self.check_divergence()?;
                 bar.step(&format!("ep {epoch} {} loss {:.4}", modality.name(), rec.loss));
                 stats.add(&rec);
                 if let Some(l) = log.as_mut() {
@@ -304,7 +365,7 @@ impl Trainer {
             if self.cfg.max_steps > 0 && self.pos.step >= self.cfg.max_steps && self.pos.batch < self.loader(modality).batches_per_epoch() {
                 break;
             }
-            let rec = stats.finish(epoch, modality, te.elapsed().as_secs_f64(), &self.engine.loss, skipped)?;
+            let rec = stats.finish(epoch, self.pos.step, modality, te.elapsed().as_secs_f64(), &self.engine.loss, skipped)?;
             bar.line(&format!(
                 "epoch {}/{} {}: loss {:.4} over {} steps, teacher entropy {:.3}, centre norm {:.3}, {:.1}s",
                 epoch + 1,
@@ -373,16 +434,23 @@ impl Trainer {
             samples_per_s: (batch * world) as f64 / secs.max(1e-9),
             teacher_entropy: out.teacher_entropy,
             teacher_mean_entropy: out.teacher_mean_entropy,
+            rss_mb: crate::log::rss_mb(),
         })
     }
 }
 
+/// Global L2 norm (f64 accumulation) of a set of variables.
+pub fn param_norm(vars: &BTreeMap<String, Var>) -> Result<f64> {
+    let mut s = 0f64;
+    for v in vars.values() {
+        s += v.as_tensor().to_dtype(candle::DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
+    }
+    Ok(s.sqrt())
+}
+
 /// The model configuration of a run.
 pub fn mit_config(cfg: &TrainConfig) -> Result<MitConfig> {
-    let arch = cfg.model.arch.parse().map_err(|e: candle::Error| SslError::Config(e.to_string()))?;
-    let m = MitConfig::preset(arch).with_img_size_2d(cfg.model.img_size_2d).with_img_size_3d(cfg.model.img_size_3d);
-    m.validate().map_err(|e| SslError::Config(e.to_string()))?;
-    Ok(m)
+    MitConfig::for_run(&cfg.model.arch, cfg.model.img_size_2d, cfg.model.img_size_3d).map_err(|e| SslError::Config(e.to_string()))
 }
 
 /// Running means of one epoch.
@@ -406,12 +474,13 @@ impl EpochStats {
         self.mean_entropy += r.teacher_mean_entropy;
     }
 
-    fn finish(self, epoch: usize, m: Modality, seconds: f64, loss: &DinoLoss, skipped: Vec<String>) -> Result<EpochRecord> {
+    fn finish(self, epoch: usize, step: u64, m: Modality, seconds: f64, loss: &DinoLoss, skipped: Vec<String>) -> Result<EpochRecord> {
         let n = self.steps.max(1) as f64;
         let center_norm = f64::from(loss.center().sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?);
         Ok(EpochRecord {
             kind: "epoch".into(),
             epoch,
+            step,
             modality: m.name().into(),
             steps: self.steps,
             loss_mean: self.loss / n,

@@ -1,10 +1,10 @@
 //! Task weight files: safetensors holding every parameter under its name plus one `u8` tensor
 //! `task_meta` with the JSON [`TaskMeta`] (task, classes, configuration), so a weight file alone
-//! is enough to evaluate or predict. Files are written atomically (temporary file, fsync, rename):
-//! an interrupted run never leaves a half-written `best.safetensors`.
+//! is enough to evaluate or predict. Files are written atomically by the training runtime
+//! (`unimiss_ssl::checkpoint::save_tensors_atomic`): an interrupted run never leaves a
+//! half-written `best.safetensors`.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 use candle::{DType, Device, Tensor};
@@ -26,17 +26,6 @@ pub struct TaskMeta {
     pub config: FinetuneConfig,
 }
 
-/// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| TaskError::file(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| TaskError::file(&tmp, e))?;
-        f.sync_all().map_err(|e| TaskError::file(&tmp, e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| TaskError::file(path, e))
-}
-
 /// Saves named tensors (+ optional metadata) atomically as safetensors.
 pub fn save_tensors(path: &Path, mut tensors: HashMap<String, Tensor>, meta: Option<&TaskMeta>) -> Result<()> {
     if let Some(m) = meta {
@@ -44,10 +33,7 @@ pub fn save_tensors(path: &Path, mut tensors: HashMap<String, Tensor>, meta: Opt
         let n = json.len();
         tensors.insert(META_KEY.into(), Tensor::from_vec(json, n, &Device::Cpu)?);
     }
-    let tmp = path.with_extension("tmp");
-    candle::safetensors::save(&tensors, &tmp).map_err(|e| TaskError::file(&tmp, e))?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| TaskError::file(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| TaskError::file(path, e))
+    Ok(unimiss_ssl::checkpoint::save_tensors_atomic(path, tensors.into_iter().collect())?)
 }
 
 /// Saves every variable of `vm` with the metadata.

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use unimiss_ssl::schedule::poly;
+
 use crate::error::{Result, TaskError};
 use crate::losses::DiceTerm;
 use crate::nets::Task;
@@ -169,12 +171,29 @@ impl FinetuneConfig {
         Ok(cfg)
     }
 
+    /// Override one field by name (`--set lr=1e-4`), then validate.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        unimiss_ssl::config::set_field(self, key, value)?;
+        self.validate()
+    }
+
+    /// Check every value before anything runs: counts at least 1, real numbers finite and in
+    /// range, names from their lists.
     pub fn validate(&self) -> Result<()> {
-        if self.batch_size == 0 || self.epochs == 0 || !(self.lr > 0.0) || self.weight_decay < 0.0 || !(self.adam_eps > 0.0) {
-            return Err(TaskError::Invalid(format!("fine-tuning config: batch_size, epochs, lr, adam_eps must be positive: {self:?}")));
+        use unimiss_ssl::config::{positive, real};
+        positive("batch_size", self.batch_size)?;
+        positive("epochs", self.epochs)?;
+        positive("input_2d", self.input_2d)?;
+        if self.input_3d.contains(&0) {
+            return Err(TaskError::Invalid(format!("input_3d {:?} must be positive", self.input_3d)));
         }
-        if !(self.sw_step > 0.0 && self.sw_step <= 1.0) {
-            return Err(TaskError::Invalid(format!("sw_step {} must be in (0, 1]", self.sw_step)));
+        real("lr", self.lr, 0.0, f64::MAX, false)?;
+        real("weight_decay", self.weight_decay, 0.0, f64::MAX, true)?;
+        real("adam_eps", self.adam_eps, 0.0, f64::MAX, false)?;
+        real("clip_global_norm", self.clip_global_norm, 0.0, f64::MAX, true)?;
+        real("sw_step", self.sw_step, 0.0, 1.0, false)?;
+        if !matches!(self.arch.as_str(), "tiny" | "small") {
+            return Err(TaskError::Invalid(format!("arch must be tiny or small, not {:?}", self.arch)));
         }
         if self.which != "student" && self.which != "teacher" {
             return Err(TaskError::Invalid(format!("which = {:?}: expected student or teacher", self.which)));
@@ -186,8 +205,8 @@ impl FinetuneConfig {
     pub fn lr_at(&self, epoch: usize, step: usize, steps: usize) -> f64 {
         match self.schedule {
             Schedule::Constant => self.lr,
-            Schedule::PolyEpoch => self.lr * (1.0 - epoch as f64 / self.epochs as f64).max(0.0).powf(0.9),
-            Schedule::PolyIter => self.lr * (1.0 - step as f64 / steps.max(1) as f64).max(0.0).powf(0.9),
+            Schedule::PolyEpoch => poly(self.lr, epoch, self.epochs, 0.9),
+            Schedule::PolyIter => poly(self.lr, step, steps, 0.9),
         }
     }
 }

@@ -23,6 +23,15 @@ pub enum TaskError {
     Candle(#[from] candle::Error),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// The training runtime (optimiser, checkpoints, log) failed.
+    #[error(transparent)]
+    Runtime(Box<unimiss_ssl::SslError>),
+}
+
+impl From<unimiss_ssl::SslError> for TaskError {
+    fn from(e: unimiss_ssl::SslError) -> Self {
+        Self::Runtime(Box::new(e))
+    }
 }
 
 impl TaskError {

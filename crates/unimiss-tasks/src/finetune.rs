@@ -1,18 +1,19 @@
-//! Fine-tuning: AdamW with the task preset, lr schedule, optional global clipping, validation
-//! every epoch, best checkpoint on the validation metric (AUC, or accuracy when AUC is undefined),
-//! early stopping, and exact resume.
+//! Fine-tuning, as a loop over the one training runtime of `unimiss-ssl` (its optimiser with the
+//! fine-tuning policy — every parameter decayed, global-norm clipping —, its atomic run-directory
+//! checkpoints, its typed JSON-lines log): the task preset's lr schedule, validation every epoch,
+//! best weights on the validation metric (AUC, or accuracy when AUC is undefined; mean Dice for
+//! segmentation), early stopping, and exact resume from the newest checkpoint.
 //!
-//! Files in the output directory:
+//! The run directory:
+//! - `config.toml`: the configuration used;
+//! - `checkpoints/ckpt-N/`: weights (`model.<key>`), optimiser moments and `state.json` (the job,
+//!   the configuration, epoch, best metric, history), written atomically after every epoch;
 //! - `best.safetensors`: weights of the best validation epoch (task weight file, see [`crate::ckpt`]);
-//! - `last.safetensors`, `last.optim.safetensors`, `state.json`: the end of the newest epoch, for
-//!   `resume`; all written atomically, so an interrupted run keeps its best checkpoint;
-//! - `log.jsonl`: one line per step (`step`, `epoch`, `loss`, `lr`, `grad_norm`) and per epoch
-//!   (`epoch`, `train_loss`, `val_metric`, `best`);
+//! - `log.jsonl`: [`TaskStepRecord`] per step, [`TaskEpochRecord`] per epoch;
 //! - `curves.png`: training loss and validation metric per epoch;
 //! - `pretrained.txt`: what the pretrained loading did (loaded, zoomed, new, unused keys).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle::{DType, Device, Tensor, Var};
@@ -22,13 +23,16 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use unimiss_model::checkpoint::Which;
-use unimiss_model::{Arch, MitConfig, SeededVarMap};
+use unimiss_model::{MitConfig, SeededVarMap};
+use unimiss_ssl::checkpoint::{self, Snapshot};
+use unimiss_ssl::log::{JsonlLog, TaskEpochRecord, TaskStepRecord, rss_mb};
+use unimiss_ssl::optim::{AdamW, Clip, Decay, StepOptions};
 
 use crate::augment::Augmenter;
 use crate::labelled::LabelledSample;
 use crate::segment::{mean_dice, seg_batch, seg_channels, seg_cases, seg_loss};
 
-use crate::ckpt::{TaskMeta, assign, load_weights, save_tensors, save_weights, write_atomic};
+use crate::ckpt::{TaskMeta, assign, load_weights, save_weights};
 use crate::config::FinetuneConfig;
 use crate::dataset::random_flips;
 use crate::error::{Result, TaskError};
@@ -38,17 +42,34 @@ use crate::losses::cross_entropy;
 use crate::metrics::classification_metrics;
 use crate::nets::{ClsNet, SegNet, Task, TaskNet, load_pretrained};
 
+/// Checkpoints kept in a fine-tuning run directory.
+const KEEP: usize = 2;
+
 /// What to fine-tune.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FinetuneJob {
     pub task: Task,
     pub train: PathBuf,
     pub val: PathBuf,
     pub pretrained: Option<PathBuf>,
     pub config: FinetuneConfig,
+    /// The run directory.
     pub output: PathBuf,
-    /// Continue from `output/state.json` when it exists.
+    /// Continue from the newest checkpoint in `output`.
     pub resume: bool,
+}
+
+impl FinetuneJob {
+    /// The job stored in a fine-tuning checkpoint (`path`: its run directory or one checkpoint
+    /// directory), set to resume; the run directory is where the checkpoint now is.
+    pub fn from_checkpoint(path: &Path) -> Result<Self> {
+        let run = checkpoint::run_dir_of(path)?;
+        let dir = checkpoint::resolve(path)?;
+        let p = dir.join("state.json");
+        let text = std::fs::read_to_string(&p).map_err(|e| TaskError::file(&p, e))?;
+        let st: State = serde_json::from_str(&text).map_err(|e| TaskError::file(&p, format!("not a fine-tuning checkpoint: {e}")))?;
+        Ok(Self { output: run, resume: true, ..st.job })
+    }
 }
 
 /// Outcome of a run.
@@ -60,12 +81,14 @@ pub struct FinetuneOutcome {
     pub stopped_early: bool,
 }
 
-/// `state.json`.
+/// `state.json` of a fine-tuning checkpoint (with the runtime's `format` and `params`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
+    job: FinetuneJob,
     next_epoch: usize,
     step: u64,
-    best_metric: f64,
+    /// `None` until a validation produced a number.
+    best_metric: Option<f64>,
     best_epoch: usize,
     since_best: usize,
     history: Vec<(f64, f64)>,
@@ -73,10 +96,7 @@ struct State {
 
 /// The MiT configuration of a fine-tuning config.
 pub fn mit_config(cfg: &FinetuneConfig) -> Result<MitConfig> {
-    let arch: Arch = cfg.arch.parse()?;
-    let m = MitConfig::preset(arch).with_img_size_2d(cfg.input_2d).with_img_size_3d(cfg.input_3d);
-    m.validate()?;
-    Ok(m)
+    Ok(MitConfig::for_run(&cfg.arch, cfg.input_2d, cfg.input_3d)?)
 }
 
 /// Builds the network of `meta` on a fresh variable map, initialised deterministically from the
@@ -115,23 +135,21 @@ pub fn class_names(m: &LabelledManifest, origin: &Path) -> Result<Vec<String>> {
     Ok((0..=max.max(1)).map(|i| i.to_string()).collect())
 }
 
-fn append_log(path: &Path, v: &serde_json::Value) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| TaskError::file(path, e))?;
-    writeln!(f, "{v}").map_err(|e| TaskError::file(path, e))
-}
-
-/// Validation metric: ROC-AUC, or accuracy when AUC is undefined (one class only); mean Dice for
-/// segmentation.
-fn val_metric(net: &TaskNet, job: &FinetuneJob, val: &LabelledManifest, classes: usize, dev: &Device) -> Result<f64> {
+/// Validation metric and its name: ROC-AUC, or accuracy when AUC is undefined (one class only);
+/// mean Dice for segmentation.
+fn val_metric(net: &TaskNet, job: &FinetuneJob, val: &LabelledManifest, classes: usize, dev: &Device) -> Result<(&'static str, f64)> {
     let net = match net {
         TaskNet::Cls(n) => n,
-        TaskNet::Seg(n) => return Ok(mean_dice(&seg_cases(n, job.task, val, classes, &job.config, dev)?)),
+        TaskNet::Seg(n) => return Ok(("dice", mean_dice(&seg_cases(n, job.task, val, classes, &job.config, dev)?))),
     };
     let paths: Vec<&Path> = val.samples.iter().map(|s| s.sample.path.as_path()).collect();
     let probs = predict_probs(net, job.task, &paths, &job.config, false, dev)?;
     let labels = (0..val.samples.len()).map(|i| val.class_index(i, classes, &job.val)).collect::<Result<Vec<_>>>()?;
     let m = classification_metrics(&probs, &labels)?;
-    Ok(m.auc.unwrap_or(m.accuracy))
+    Ok(match m.auc {
+        Some(auc) => ("auc", auc),
+        None => ("accuracy", m.accuracy),
+    })
 }
 
 /// Runs (or resumes) a fine-tuning job; `report(line)` receives progress lines.
@@ -157,33 +175,36 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
     let meta = TaskMeta { task: job.task, classes: classes.clone(), config: cfg.clone() };
     std::fs::create_dir_all(&job.output).map_err(|e| TaskError::file(&job.output, e))?;
     let (vm, net) = build_net(&meta, dev)?;
-    let state_path = job.output.join("state.json");
-    let resuming = job.resume && state_path.exists();
-    if let (Some(p), false) = (&job.pretrained, resuming) {
+    let all_vars: BTreeMap<String, Var> = {
+        let data = vm.data().lock().map_err(|_| TaskError::Invalid("variable map lock poisoned".into()))?;
+        data.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    if let (Some(p), false) = (&job.pretrained, job.resume) {
         let which: Which = cfg.which.parse()?;
         let rep = load_pretrained(&vm, p, which, job.task)?;
         let summary = rep.summary();
-        std::fs::write(job.output.join("pretrained.txt"), &summary).map_err(|e| TaskError::file(job.output.join("pretrained.txt"), e))?;
+        let out = job.output.join("pretrained.txt");
+        std::fs::write(&out, &summary).map_err(|e| TaskError::file(&out, e))?;
         report(summary.lines().next().unwrap_or(""));
     }
-    let trainable: BTreeMap<String, Var> = {
-        let data = vm.data().lock().map_err(|_| TaskError::Invalid("variable map lock poisoned".into()))?;
-        data.iter().filter(|(k, _)| job.task.uses(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    let trainable: BTreeMap<String, Var> = all_vars.iter().filter(|(k, _)| job.task.uses(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut opt = AdamW::with_decay(&trainable, Decay::All, cfg.adam_eps);
+    let mut st = State { job: job.clone(), next_epoch: 0, step: 0, best_metric: None, best_epoch: 0, since_best: 0, history: vec![] };
+    checkpoint::clean_temporaries(&job.output)?;
+    let mut log = if job.resume {
+        let ck = checkpoint::load(&job.output, dev)?;
+        st = ck.state()?;
+        st.job = job.clone();
+        ck.restore_set("model", &all_vars)?;
+        ck.restore_optim(&mut opt)?;
+        report(&format!("resuming at epoch {} (step {}) from {}", st.next_epoch + 1, st.step, ck.dir.display()));
+        JsonlLog::open_resumed(&job.output, st.step, st.next_epoch)?
+    } else {
+        JsonlLog::open(&job.output)?
     };
-    let mut opt = crate::optim::AdamW::new(trainable, cfg.weight_decay, cfg.adam_eps);
-    let mut st = State { next_epoch: 0, step: 0, best_metric: f64::NEG_INFINITY, best_epoch: 0, since_best: 0, history: vec![] };
-    if resuming {
-        let text = std::fs::read_to_string(&state_path).map_err(|e| TaskError::file(&state_path, e))?;
-        st = serde_json::from_str(&text).map_err(|e| TaskError::file(&state_path, e))?;
-        let last = job.output.join("last.safetensors");
-        let (tensors, _) = load_weights(&last, dev)?;
-        assign(&vm, &tensors, &last)?;
-        let op = job.output.join("last.optim.safetensors");
-        let ot = candle::safetensors::load(&op, dev).map_err(|e| TaskError::file(&op, e))?;
-        opt.load_state(ot, st.step)?;
-        report(&format!("resuming at epoch {} (step {})", st.next_epoch, st.step));
-    }
-    let log = job.output.join("log.jsonl");
+    let cfg_path = job.output.join("config.toml");
+    let toml = toml::to_string_pretty(cfg).map_err(|e| TaskError::Invalid(e.to_string()))?;
+    std::fs::write(&cfg_path, toml).map_err(|e| TaskError::file(&cfg_path, e))?;
     let n = train.samples.len();
     let bs = cfg.batch_size.min(n);
     let iters = if cfg.iters_per_epoch > 0 { cfg.iters_per_epoch } else { (n / bs).max(1) };
@@ -192,12 +213,13 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
     let t0 = std::time::Instant::now();
     let first_epoch = st.next_epoch;
     for epoch in st.next_epoch..cfg.epochs {
+        let te = std::time::Instant::now();
         let mut order: Vec<usize> = (0..n).collect();
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ ((epoch as u64 + 1) << 20));
         order.shuffle(&mut rng);
-        let lr_epoch = cfg.lr_at(epoch, 0, total_steps);
         let mut loss_sum = 0.0;
         for it in 0..iters {
+            let ts = std::time::Instant::now();
             let idxs: Vec<usize> = (0..bs).map(|b| order[(it * bs + b) % n]).collect();
             let loss = match &net {
                 TaskNet::Seg(sn) => {
@@ -220,25 +242,43 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
                     cross_entropy(&cn.forward(&x)?, &y)?
                 }
             };
+            let step = st.step + 1;
             let lv = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !lv.is_finite() {
-                return Err(TaskError::Invalid(format!("loss is {lv} at epoch {epoch} step {}; the best checkpoint is kept", st.step + 1)));
+                return Err(TaskError::Invalid(format!("loss is {lv} at epoch {} step {step}; the last checkpoint is kept", epoch + 1)));
             }
-            let lr = match cfg.schedule {
-                crate::config::Schedule::PolyIter => cfg.lr_at(epoch, st.step as usize, total_steps),
-                _ => lr_epoch,
+            let lr = cfg.lr_at(epoch, st.step as usize, total_steps);
+            let store = loss.backward()?;
+            let grads: BTreeMap<String, Tensor> =
+                trainable.iter().filter_map(|(k, v)| store.get(v.as_tensor()).map(|g| (k.clone(), g.clone()))).collect();
+            drop(store);
+            let opts = StepOptions {
+                lr,
+                wd: cfg.weight_decay,
+                clip: Clip::GlobalNorm(cfg.clip_global_norm),
+                cancel_last_layer: false,
+                freeze_3d: false,
+                set_to_none: true,
             };
-            let grads = loss.backward()?;
-            let gn = opt.step(&grads, lr, cfg.clip_global_norm)?;
-            st.step += 1;
+            let rep = opt.step(&grads, &opts).map_err(|e| TaskError::Invalid(format!("step {step} (epoch {}): {e}; the last checkpoint is kept", epoch + 1)))?;
+            st.step = step;
             loss_sum += lv;
-            append_log(&log, &serde_json::json!({"step": st.step, "epoch": epoch, "loss": lv, "lr": lr, "grad_norm": gn}))?;
+            log.write(&TaskStepRecord {
+                kind: "step".into(),
+                step,
+                epoch,
+                loss: lv,
+                lr,
+                grad_norm: rep.grad_norm.unwrap_or(f64::NAN),
+                samples_per_s: bs as f64 / ts.elapsed().as_secs_f64().max(1e-9),
+                rss_mb: rss_mb(),
+            })
+            ?;
         }
         let train_loss = loss_sum / iters as f64;
-        let metric = val_metric(&net, job, &val, k, dev)?;
-        let improved = metric > st.best_metric;
-        if improved {
-            st.best_metric = metric;
+        let (metric_name, metric) = val_metric(&net, job, &val, k, dev)?;
+        if st.best_metric.is_none_or(|b| metric > b) {
+            st.best_metric = Some(metric);
             st.best_epoch = epoch;
             st.since_best = 0;
             save_weights(&job.output.join("best.safetensors"), &vm, &meta)?;
@@ -247,18 +287,28 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
         }
         st.history.push((train_loss, metric));
         st.next_epoch = epoch + 1;
-        save_weights(&job.output.join("last.safetensors"), &vm, &meta)?;
-        save_tensors(&job.output.join("last.optim.safetensors"), opt.state_tensors(), None)?;
-        write_atomic(&state_path, &serde_json::to_vec_pretty(&st)?)?;
-        append_log(&log, &serde_json::json!({"epoch": epoch, "train_loss": train_loss, "val_metric": metric, "best": st.best_metric}))?;
+        let snap = Snapshot { sets: vec![("model", &all_vars)], optim: &opt, extra: vec![], step: st.step, state: serde_json::to_value(&st)? };
+        checkpoint::save(&job.output, &snap, KEEP)?;
+        let best = st.best_metric.unwrap_or(f64::NAN);
+        log.write(&TaskEpochRecord {
+            kind: "epoch".into(),
+            epoch,
+            step: st.step,
+            train_loss,
+            metric: metric_name.into(),
+            val_metric: metric,
+            best,
+            seconds: te.elapsed().as_secs_f64(),
+        })
+        ?;
         let rate = t0.elapsed().as_secs_f64() / (epoch + 1 - first_epoch) as f64;
         report(&format!(
-            "epoch {}/{}: train loss {train_loss:.4}, val {metric:.4} (best {:.4} @ {}), {:.1} s/epoch, ETA {:.0} s",
+            "epoch {}/{}: train loss {train_loss:.4}, val {metric_name} {metric:.4} (best {best:.4} @ epoch {}), {:.1} s/epoch, RSS {:.0} MB, ETA {:.0} s",
             epoch + 1,
             cfg.epochs,
-            st.best_metric,
             st.best_epoch + 1,
             rate,
+            rss_mb(),
             rate * (cfg.epochs - epoch - 1) as f64
         ));
         if cfg.patience > 0 && st.since_best >= cfg.patience {
@@ -268,5 +318,10 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
         }
     }
     crate::plot::curves(&job.output.join("curves.png"), &st.history)?;
-    Ok(FinetuneOutcome { best_metric: st.best_metric, best_epoch: st.best_epoch, epochs_run: st.next_epoch, stopped_early })
+    Ok(FinetuneOutcome {
+        best_metric: st.best_metric.unwrap_or(f64::NAN),
+        best_epoch: st.best_epoch,
+        epochs_run: st.next_epoch,
+        stopped_early,
+    })
 }

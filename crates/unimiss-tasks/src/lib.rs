@@ -25,7 +25,6 @@ pub mod labelled;
 pub mod losses;
 pub mod metrics;
 pub mod nets;
-pub mod optim;
 pub mod patches;
 pub mod phantoms;
 pub mod plot;

@@ -28,7 +28,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dev = super::finetune::device(&args.device)?;
+    let dev = unimiss_ssl::trainer::parse_device(&args.device)?;
     let report = unimiss_tasks::evaluate::evaluate(&args.weights, &args.test, &dev)?;
     let task = report["task"].as_str().unwrap_or_default().to_string();
     anyhow::ensure!(task == args.task.name(), "{}: weights are for {task}, not {}", args.weights.display(), args.task);

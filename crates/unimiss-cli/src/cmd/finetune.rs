@@ -1,7 +1,9 @@
-//! `cargo xtask finetune --task cls3d|seg3d|cls2d|seg2d --train M --val M [--pretrained FILE]
-//! [--config FILE] --output DIR`: fine-tunes a MiT on a labelled manifest; writes
-//! `DIR/best.safetensors`, `DIR/last.safetensors` (+ optimizer state), `DIR/log.jsonl` and
-//! `DIR/curves.png`.
+//! `unimiss finetune --task cls3d|seg3d|cls2d|seg2d --train M --val M [--pretrained FILE]
+//! [--config PRESET|FILE] [--set KEY=VALUE …] [--seed N] [--device cpu|cuda:N] --output DIR`, or
+//! `unimiss finetune --resume DIR`: fine-tunes a MiT on a labelled manifest with the training
+//! runtime of `unimiss-ssl`; the run directory holds `config.toml`, `log.jsonl`,
+//! `checkpoints/`, `best.safetensors` and `curves.png`. The flags mean what they mean for
+//! `pretrain`.
 
 use std::path::PathBuf;
 
@@ -12,64 +14,84 @@ use unimiss_tasks::nets::Task;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// cls3d, seg3d, cls2d or seg2d.
-    #[arg(long)]
-    pub task: Task,
-    /// Labelled training manifest.
-    #[arg(long)]
-    pub train: PathBuf,
-    /// Labelled validation manifest (best checkpoint and early stopping).
-    #[arg(long)]
-    pub val: PathBuf,
+    /// cls3d, seg3d, cls2d or seg2d (not needed with --resume).
+    #[arg(long, required_unless_present = "resume")]
+    pub task: Option<Task>,
+    /// Labelled training manifest (not needed with --resume).
+    #[arg(long, required_unless_present = "resume")]
+    pub train: Option<PathBuf>,
+    /// Labelled validation manifest: best weights and early stopping (not needed with --resume).
+    #[arg(long, required_unless_present = "resume")]
+    pub val: Option<PathBuf>,
     /// Pretrained weights: our pretraining checkpoint, an exported backbone or an official .pth.
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
-    /// TOML file overriding the task preset, or a preset name (`official`, default; `ci`).
+    /// A preset name (`official`, default; `ci`) or a TOML file overriding the task preset.
     #[arg(long)]
     pub config: Option<String>,
-    /// Output directory.
+    /// Override any field of the configuration: --set lr=1e-4 --set batch_size=2
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Run directory (required unless --resume).
+    #[arg(long, required_unless_present = "resume")]
+    pub output: Option<PathBuf>,
+    /// Continue a run from its directory (newest checkpoint) or one checkpoint directory, with
+    /// the stored job and configuration; it keeps writing into that run directory.
+    #[arg(long, conflicts_with_all = ["task", "train", "val", "pretrained", "config", "output"])]
+    pub resume: Option<PathBuf>,
+    /// Seed of the initialisation and of the data order/augmentations.
     #[arg(long)]
-    pub output: PathBuf,
-    /// Continue an interrupted run from DIR/state.json.
-    #[arg(long)]
-    pub resume: bool,
+    pub seed: Option<u64>,
     /// `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Override the number of epochs of the preset.
+    /// Number of epochs (with --resume: extend or shorten the stored run).
     #[arg(long)]
     pub epochs: Option<usize>,
 }
 
-/// `cpu` or `cuda:N`.
-pub fn device(spec: &str) -> anyhow::Result<candle::Device> {
-    match spec {
-        "cpu" => Ok(candle::Device::Cpu),
-        s => {
-            let n: usize = s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .with_context(|| format!("device {s:?}: expected cpu or cuda:N"))?;
-            Ok(candle::Device::new_cuda(n)?)
+/// The job these arguments describe.
+pub fn resolve_job(args: &Args) -> anyhow::Result<FinetuneJob> {
+    let mut job = match &args.resume {
+        Some(dir) => FinetuneJob::from_checkpoint(dir).with_context(|| format!("--resume {}", dir.display()))?,
+        None => {
+            let (Some(task), Some(train), Some(val), Some(output)) = (args.task, &args.train, &args.val, &args.output) else {
+                anyhow::bail!("--task, --train, --val and --output are required unless --resume is given");
+            };
+            FinetuneJob {
+                task,
+                train: train.clone(),
+                val: val.clone(),
+                pretrained: args.pretrained.clone(),
+                config: FinetuneConfig::resolve(task, args.config.as_deref())?,
+                output: output.clone(),
+                resume: false,
+            }
         }
+    };
+    if let Some(e) = args.epochs {
+        job.config.epochs = e;
     }
+    if let Some(s) = args.seed {
+        job.config.seed = s;
+    }
+    unimiss_ssl::config::apply_overrides(&mut job.config, &args.set)?;
+    job.config.validate()?;
+    Ok(job)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut config = FinetuneConfig::resolve(args.task, args.config.as_deref())?;
-    if let Some(e) = args.epochs {
-        config.epochs = e;
-    }
-    let job = FinetuneJob {
-        task: args.task,
-        train: args.train,
-        val: args.val,
-        pretrained: args.pretrained,
-        config,
-        output: args.output.clone(),
-        resume: args.resume,
-    };
-    let dev = device(&args.device)?;
+    let job = resolve_job(&args)?;
+    let dev = unimiss_ssl::trainer::parse_device(&args.device)?;
+    eprintln!(
+        "finetune {}: {} epochs, batch {}, lr {:e}, on {} → {}",
+        job.task,
+        job.config.epochs,
+        job.config.batch_size,
+        job.config.lr,
+        args.device,
+        job.output.display()
+    );
     let out = finetune(&job, &dev, &mut |line| eprintln!("finetune {}: {line}", job.task))?;
     println!(
         "finetune {}: best validation metric {:.4} at epoch {} ({} epochs{}) -> {}",
@@ -78,7 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         out.best_epoch + 1,
         out.epochs_run,
         if out.stopped_early { ", stopped early" } else { "" },
-        args.output.join("best.safetensors").display()
+        job.output.join("best.safetensors").display()
     );
     Ok(())
 }

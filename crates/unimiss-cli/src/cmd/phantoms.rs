@@ -1,6 +1,7 @@
-//! `cargo xtask phantoms --out DIR --seed S [--count N] [--dims D,H,W] [--size-2d N]`: a labelled synthetic CT / radiograph
-//! benchmark with train/val/test manifests for the four tasks and an unlabelled pretraining
-//! manifest (see `unimiss_tasks::phantoms`).
+//! `cargo xtask phantoms --out DIR --seed S [--count N] [--dims D,H,W] [--spacing D,H,W]
+//! [--size-2d N]`: a labelled synthetic CT / radiograph benchmark with train/val/test manifests
+//! for the four tasks, 10 %-label training manifests, an unlabelled pretraining manifest and
+//! labelled eval manifests for the kNN monitor (see `unimiss_tasks::phantoms`).
 
 use std::path::PathBuf;
 
@@ -16,18 +17,19 @@ pub struct Args {
     /// Number of cases (split 60/20/20 into train/val/test).
     #[arg(long, default_value_t = 40)]
     pub count: usize,
-    /// Volume size D,H,W (volumes larger than a segmentation patch are covered by several sliding windows).
-    #[arg(long, default_value = "32,64,64")]
-    pub dims: String,
+    /// Volume size D,H,W.
+    #[arg(long, value_parser = super::data_files::parse_size3, default_value = "32,96,96")]
+    pub dims: [usize; 3],
+    /// Typical voxel size D,H,W in mm (each case scales it by 0.8–1.25).
+    #[arg(long, value_parser = unimiss_data::manifest::parse_spacing, default_value = "2.5,0.9,0.9")]
+    pub spacing: [f64; 3],
     /// Side of the square projections.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 128)]
     pub size_2d: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dims: Vec<usize> = args.dims.split(',').map(|v| v.trim().parse::<usize>()).collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!("--dims {:?}: {e} (expected D,H,W)", args.dims))?;
-    let dims: [usize; 3] = dims.try_into().map_err(|d: Vec<usize>| anyhow::anyhow!("--dims {:?}: {} numbers, expected D,H,W", args.dims, d.len()))?;
-    let cfg = PhantomConfig { count: args.count, seed: args.seed, dims, size_2d: args.size_2d, ..PhantomConfig::default() };
+    let cfg = PhantomConfig { count: args.count, seed: args.seed, dims: args.dims, spacing: args.spacing, size_2d: args.size_2d };
     let t0 = std::time::Instant::now();
     let s = generate(&args.out, &cfg, &mut |done, total| {
         if done % 10 == 0 || done == total {
@@ -36,11 +38,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     })?;
     println!(
-        "phantoms: {} train / {} val / {} test cases ({} with a lesion) in {}; manifests {{cls3d,seg3d,cls2d,seg2d}}_{{train,val,test}}.tsv, pretrain.tsv",
+        "phantoms: {} train / {} val / {} test cases ({} with a lesion, {} with a large liver) in {}; manifests {{cls3d,seg3d,cls2d,seg2d}}_{{train,train_10pct,val,test}}.tsv, pretrain.tsv, eval_{{lesion,liver}}.tsv",
         s.train,
         s.val,
         s.test,
         s.lesions,
+        s.large_livers,
         args.out.display()
     );
     Ok(())

@@ -27,7 +27,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dev = super::finetune::device(&args.device)?;
+    let dev = unimiss_ssl::trainer::parse_device(&args.device)?;
     let (_, meta) = unimiss_tasks::ckpt::load_weights(&args.weights, &candle::Device::Cpu)?;
     anyhow::ensure!(meta.task == args.task, "{}: weights are for {}, not {}", args.weights.display(), meta.task, args.task);
     let t0 = std::time::Instant::now();

@@ -22,7 +22,8 @@ pub struct Args {
     /// checkpoint's configuration is used unless --config/--preset is given; flags still apply.
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// Run directory (checkpoints, log.jsonl, loss.png).
+    /// Run directory (checkpoints, log.jsonl, loss.png). It must not hold another run; without
+    /// --output the default sample run moves on to the first free runs/sample-N.
     #[arg(long)]
     output: Option<PathBuf>,
     /// cpu or cuda:N.
@@ -36,6 +37,9 @@ pub struct Args {
     /// Data manifest (TSV).
     #[arg(long)]
     manifest: Option<PathBuf>,
+    /// Seed of the initialisation, data order and augmentations.
+    #[arg(long)]
+    seed: Option<u64>,
     /// Stop after this many steps in total (a checkpoint is written there).
     #[arg(long)]
     max_steps: Option<u64>,
@@ -95,6 +99,9 @@ pub fn resolve_config(args: &Args) -> anyhow::Result<TrainConfig> {
     if let Some(v) = &args.manifest {
         cfg.data.manifest = v.clone();
     }
+    if let Some(v) = args.seed {
+        cfg.seed = v;
+    }
     if let Some(v) = args.max_steps {
         cfg.max_steps = v;
     }
@@ -126,8 +133,37 @@ fn collective(_cfg: &mut TrainConfig) -> anyhow::Result<Option<Box<dyn unimiss_s
     Ok(None)
 }
 
+/// Apply the run-directory rule (one run per directory, `unimiss_ssl::rundir`) on the process
+/// that writes (rank 0): the default sample run moves on to a fresh `runs/sample-N` and says so.
+fn claim_output(args: &Args, cfg: &mut TrainConfig) -> anyhow::Result<()> {
+    use unimiss_ssl::rundir::{Claim, claim};
+    let dist = unimiss_ssl::trainer::DistEnv::from_env()?;
+    if dist.is_some_and(|d| d.rank != 0) {
+        return Ok(());
+    }
+    let default_dir = args.output.is_none() && args.config.is_none();
+    let how = match &args.resume {
+        Some(r) => Claim::Resume(r),
+        // Ranks must agree on the directory, so a multi-process run never renumbers it.
+        None if default_dir && dist.is_none() => Claim::NewOrNext,
+        None => Claim::New,
+    };
+    let dir = claim(&cfg.output, how)?;
+    if dir != cfg.output {
+        eprintln!(
+            "{} holds an earlier run (continue it with --resume {}); this run goes to {}",
+            cfg.output.display(),
+            cfg.output.display(),
+            dir.display()
+        );
+        cfg.output = dir;
+    }
+    Ok(())
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = resolve_config(&args)?;
+    claim_output(&args, &mut cfg)?;
     let coll = collective(&mut cfg)?;
     eprintln!(
         "pretraining {} ({}), {} epochs, batch {}, interval {}, on {} → {}",

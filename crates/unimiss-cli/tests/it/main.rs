@@ -2,26 +2,17 @@
 //! fixture checkpoint, compared with the official outputs.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use candle::{Device, Tensor};
 
-type Res = Result<(), Box<dyn std::error::Error>>;
+mod common;
+mod runtime;
 
-fn fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("UNIMISS_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/parity"));
-    if dir.join("mit_tiny_official.pth").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("parity fixtures not found at {} (CI=true)", dir.display());
-    }
-    eprintln!("SKIPPED: fixtures not found at {}", dir.display());
-    None
-}
+use common::fixtures;
+
+type Res = Result<(), Box<dyn std::error::Error>>;
 
 fn unimiss(args: &[&str]) -> Res {
     let out = Command::new(env!("CARGO_BIN_EXE_unimiss")).args(args).output()?;
@@ -42,8 +33,9 @@ fn path(p: &Path) -> &str {
 }
 
 #[test]
+#[ignore = "needs the parity fixtures: set UNIMISS_FIXTURES (default ../shared/fixtures/parity), run with --include-ignored"]
 fn convert_then_embed_reproduces_the_official_outputs() -> Res {
-    let Some(fx) = fixtures() else { return Ok(()) };
+    let fx = fixtures();
     let tmp = tempfile::tempdir()?;
     let (weights, inputs, output) =
         (tmp.path().join("w.safetensors"), tmp.path().join("in.safetensors"), tmp.path().join("out.safetensors"));
@@ -65,5 +57,22 @@ fn convert_then_embed_reproduces_the_official_outputs() -> Res {
         // The fixture README's tolerance for outputs: 1e-5 relative to the largest value.
         assert!(e <= 1e-5, "{ours} vs official {official}: relative error {e}");
     }
+    Ok(())
+}
+
+/// A run directory holds one run: a second `pretrain` into it stops before touching it and
+/// names `--resume` and `--output`.
+#[test]
+fn pretrain_refuses_a_directory_that_holds_a_run() -> Res {
+    let tmp = tempfile::tempdir()?;
+    let run = tmp.path().join("run");
+    std::fs::create_dir_all(&run)?;
+    std::fs::write(run.join("log.jsonl"), "{}\n")?;
+    let out = Command::new(env!("CARGO_BIN_EXE_unimiss")).args(["pretrain", "--output", path(&run)]).output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "pretrain wrote into an occupied run directory: {err}");
+    assert!(err.contains("--resume") && err.contains("--output") && err.contains(path(&run)), "{err}");
+    assert_eq!(std::fs::read_dir(&run)?.count(), 1, "the run directory was written into");
+    assert_eq!(std::fs::read_to_string(run.join("log.jsonl"))?, "{}\n");
     Ok(())
 }

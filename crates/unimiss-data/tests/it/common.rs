@@ -7,20 +7,12 @@ pub fn manifests() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data-manifests")
 }
 
-/// `../shared/data` (or `$UNIMISS_DATA`): `None` with a loud SKIPPED line when absent, and a
-/// panic under `CI=true` (the fixtures rule).
-pub fn shared_data(test: &str) -> Option<PathBuf> {
-    let p = std::env::var_os("UNIMISS_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    if p.join("ct-volumes").is_dir() {
-        return Some(p);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: real data not found at {} (CI=true)", p.display());
-    }
-    eprintln!("SKIPPED {test}: real data not found at {}", p.display());
-    None
+#[path = "../../../../test-support/material.rs"]
+mod material;
+
+/// The real data: `$UNIMISS_DATA`, else `../shared/data` (test-support/material.rs).
+pub fn shared_data() -> PathBuf {
+    material::material("UNIMISS_DATA", "data", "ct-volumes")
 }
 
 /// Asserts |a - b| <= tol with a message.

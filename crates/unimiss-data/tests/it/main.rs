@@ -4,7 +4,9 @@
 mod augment;
 mod bad_input;
 mod common;
+mod fuzz_corpus;
 mod loader;
 mod manifest;
 mod nifti;
+mod preflight;
 mod subvolumes;

@@ -7,6 +7,7 @@
 //! expects ([`expected_shapes`]) before a model is built from it; every missing, unexpected or
 //! wrongly shaped tensor is named with both shapes.
 
+mod pickle_scan;
 mod pth;
 mod shapes;
 

@@ -14,8 +14,9 @@ fn bits(t: &Tensor) -> Result<Vec<u32>> {
 
 /// pth → safetensors → load gives bit-identical tensors under the same 207 keys.
 #[test]
+#[ignore = "needs the parity fixtures: set UNIMISS_FIXTURES (default ../shared/fixtures/parity), run with --include-ignored"]
 fn pth_to_safetensors_round_trip_is_bit_exact() -> Result<()> {
-    let Some(f) = fixture() else { return Ok(()) };
+    let f = fixture();
     assert_eq!(f.weights.len(), 207);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("tiny.safetensors");
@@ -32,8 +33,9 @@ fn pth_to_safetensors_round_trip_is_bit_exact() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs the parity fixtures: set UNIMISS_FIXTURES (default ../shared/fixtures/parity), run with --include-ignored"]
 fn missing_state_dict_names_the_available_keys() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let err = match checkpoint::load_pth(dir.join("mit_tiny_official.pth"), Which::Student) {
         Ok(_) => panic!("the fixture has no student, but loading it succeeded"),
         Err(e) => e.to_string(),
@@ -43,8 +45,9 @@ fn missing_state_dict_names_the_available_keys() {
 
 /// candle's `read_all` returns zero tensors on a nested checkpoint; ours never does.
 #[test]
+#[ignore = "needs the parity fixtures: set UNIMISS_FIXTURES (default ../shared/fixtures/parity), run with --include-ignored"]
 fn nested_checkpoint_reads_teacher_tensors() -> Result<()> {
-    let Some(dir) = fixtures() else { return Ok(()) };
+    let dir = fixtures();
     assert!(candle::pickle::read_all(dir.join("mit_tiny_official.pth"))?.is_empty());
     let sd = checkpoint::load(dir.join("mit_tiny_official.pth"), Which::Teacher)?;
     assert_eq!(sd.head_config()?, Some(HeadConfig::new(48, 1024)));

@@ -8,20 +8,12 @@ use candle::{DType, Device, Result, Tensor};
 use unimiss_model::checkpoint::{self, KeyPolicy, Loaded, StateDict, Which};
 use unimiss_model::{Head, Mit, MitConfig};
 
-/// `$UNIMISS_FIXTURES`, else `<workspace>/../shared/fixtures/parity`. `None` (after a loud
-/// message) when absent outside CI; a panic when absent with `CI=true`.
-pub fn fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("UNIMISS_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/parity"));
-    if dir.join("mit_tiny_official.pth").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("parity fixtures not found at {} (CI=true)", dir.display());
-    }
-    eprintln!("SKIPPED: fixtures not found at {}", dir.display());
-    None
+#[path = "../../../../test-support/material.rs"]
+mod material;
+
+/// The parity fixtures: `$UNIMISS_FIXTURES`, else `../shared/fixtures/parity` (test-support/material.rs).
+pub fn fixtures() -> PathBuf {
+    material::material("UNIMISS_FIXTURES", "fixtures/parity", "mit_tiny_official.pth")
 }
 
 /// The fixture's build: tiny at 64 / 16×64×64.
@@ -37,11 +29,11 @@ pub struct Fixture {
     pub grads: HashMap<String, Tensor>,
 }
 
-/// Loaded once per test binary.
-pub fn fixture() -> Option<&'static Fixture> {
-    static CELL: OnceLock<Option<Fixture>> = OnceLock::new();
+/// Loaded once per test binary; fails the test when the fixtures are missing.
+pub fn fixture() -> &'static Fixture {
+    static CELL: OnceLock<Fixture> = OnceLock::new();
     CELL.get_or_init(|| {
-        let dir = fixtures()?;
+        let dir = fixtures();
         let load = || -> Result<Fixture> {
             let weights = checkpoint::load_pth(dir.join("mit_tiny_official.pth"), Which::Teacher)?;
             let Loaded { backbone, head, .. } = weights.build(&fixture_config(), KeyPolicy::Exact, &Device::Cpu)?;
@@ -50,12 +42,8 @@ pub fn fixture() -> Option<&'static Fixture> {
             let grads = candle::safetensors::load(dir.join("mit_tiny_grads.safetensors"), &Device::Cpu)?;
             Ok(Fixture { weights, backbone, head, io, grads })
         };
-        match load() {
-            Ok(f) => Some(f),
-            Err(e) => panic!("loading the parity fixtures from {}: {e}", dir.display()),
-        }
+        load().unwrap_or_else(|e| panic!("loading the parity fixtures from {}: {e}", dir.display()))
     })
-    .as_ref()
 }
 
 /// `max|ours − want| / max|want|`.

@@ -6,3 +6,5 @@ mod grad_flow;
 mod params;
 mod parity;
 mod parity_grads;
+mod pth_bounds;
+mod pth_corpus;

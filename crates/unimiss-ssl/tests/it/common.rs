@@ -4,20 +4,12 @@ use std::path::PathBuf;
 
 use candle::Tensor;
 
-/// The parity fixtures directory, or `None` (with a loud SKIPPED line) when it is missing and
-/// `CI` is not `true`. Panics (fails the test) when missing under `CI=true`.
-pub fn fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("UNIMISS_FIXTURES").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/parity")
-    });
-    if dir.join("dino_loss.safetensors").exists() {
-        return Some(dir);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("fixtures not found at {} (CI=true)", dir.display());
-    }
-    eprintln!("SKIPPED: fixtures not found at {}", dir.display());
-    None
+#[path = "../../../../test-support/material.rs"]
+mod material;
+
+/// The parity fixtures: `$UNIMISS_FIXTURES`, else `../shared/fixtures/parity` (test-support/material.rs).
+pub fn fixtures() -> PathBuf {
+    material::material("UNIMISS_FIXTURES", "fixtures/parity", "dino_loss.safetensors")
 }
 
 /// max|a − b| ≤ tol · max|b|, reporting the worst element.

@@ -1,6 +1,9 @@
 //! Integration tests of unimiss-ssl (one binary).
 
 mod common;
+mod monitor;
 mod optim;
 mod parity;
+mod tensorboard;
 mod train;
+mod trajectory;

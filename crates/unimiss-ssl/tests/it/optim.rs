@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use candle::{Device, Tensor, Var};
-use unimiss_ssl::optim::{AdamW, Group, StepOptions, clip_one, ema_update};
+use unimiss_ssl::optim::{AdamW, Clip, Decay, Group, StepOptions, clip_one, ema_update};
 
 fn var(v: &[f32], shape: &[usize]) -> Var {
     Var::from_tensor(&Tensor::from_slice(v, shape, &Device::Cpu).expect("tensor")).expect("var")
@@ -15,7 +15,7 @@ fn vals(v: &Var) -> Vec<f32> {
 }
 
 fn opts(lr: f64, wd: f64) -> StepOptions {
-    StepOptions { lr, wd, clip: 0.0, cancel_last_layer: false, freeze_3d: false, set_to_none: false }
+    StepOptions { lr, wd, clip: Clip::Off, cancel_last_layer: false, freeze_3d: false, set_to_none: false }
 }
 
 /// PyTorch 1.8 AdamW on one scalar, f64: returns (theta, m, v).
@@ -173,5 +173,60 @@ fn ema_pairs_by_name() -> candle::Result<()> {
     close(vals(&t["b"])[0], 0.1 * 10.0, "b");
     t.insert("c".to_string(), var(&[0.0], &[1]));
     assert!(ema_update(&t, &s, 0.9).is_err(), "unpaired name must fail");
+    Ok(())
+}
+
+/// Fine-tuning policy: every parameter decayed (1-D included), `set_to_none`.
+#[test]
+fn finetune_policy_first_step_by_hand() -> candle::Result<()> {
+    let w = var(&[1.0], &[1]);
+    let vars = BTreeMap::from([("w".to_string(), w.clone())]);
+    let mut opt = AdamW::with_decay(&vars, Decay::All, 1e-8);
+    let g = BTreeMap::from([("w".to_string(), Tensor::new(&[0.5f32], &Device::Cpu)?)]);
+    let o = StepOptions { clip: Clip::GlobalNorm(0.0), set_to_none: true, ..opts(0.1, 0.01) };
+    let rep = opt.step(&g, &o)?;
+    assert_eq!(rep.grad_norm, Some(0.5));
+    // decay: 1·(1 − 0.1·0.01) = 0.999; m̂ = 0.5, v̂ = 0.25 → update 0.1 → 0.899
+    close(vals(&w)[0], 0.899, "theta");
+    Ok(())
+}
+
+/// `clip_grad_norm_`: every gradient scaled by max/(‖g‖ + 1e-6) when that is below 1; a
+/// non-finite norm is an error.
+#[test]
+fn global_norm_clipping_scales_every_gradient() -> candle::Result<()> {
+    let (a, b) = (var(&[0.0], &[1]), var(&[0.0], &[1]));
+    let vars = BTreeMap::from([("a".to_string(), a.clone()), ("b".to_string(), b.clone())]);
+    let mut opt = AdamW::with_decay(&vars, Decay::All, 1e-8);
+    let t = |v: f32| Tensor::new(&[v], &Device::Cpu);
+    let g = BTreeMap::from([("a".to_string(), t(3.0)?), ("b".to_string(), t(4.0)?)]);
+    let o = StepOptions { clip: Clip::GlobalNorm(1.0), set_to_none: true, ..opts(0.1, 0.0) };
+    let rep = opt.step(&g, &o)?;
+    assert_eq!(rep.grad_norm, Some(5.0));
+    let m = |i: usize| -> candle::Result<f32> { opt.params()[i].state.as_ref().map_or(Ok(f32::NAN), |s| Ok(s.exp_avg.to_vec1::<f32>()?[0])) };
+    // clipped gradients 3/5, 4/5 (up to the 1e-6); m = 0.1·g
+    close(m(0)?, 0.06, "m.a");
+    close(m(1)?, 0.08, "m.b");
+    let bad = BTreeMap::from([("a".to_string(), t(f32::NAN)?)]);
+    assert!(opt.step(&bad, &o).is_err(), "a NaN gradient norm must stop the step");
+    Ok(())
+}
+
+/// The moments a step keeps are detached: memory does not grow with the steps (the fine-tuning
+/// copy of this optimiser kept every step's graph alive through them).
+#[test]
+fn kept_tensors_are_detached() -> candle::Result<()> {
+    let w = var(&[0.5, -0.5], &[2]);
+    let vars = BTreeMap::from([("w".to_string(), w.clone())]);
+    let mut opt = AdamW::with_decay(&vars, Decay::All, 1e-8);
+    for _ in 0..3 {
+        let loss = (w.as_tensor().sqr()? * 2.0)?.sum_all()?;
+        let store = loss.backward()?;
+        let g = BTreeMap::from([("w".to_string(), store.get(w.as_tensor()).cloned().ok_or_else(|| candle::Error::Msg("no grad".into()))?)]);
+        opt.step(&g, &StepOptions { clip: Clip::GlobalNorm(1.0), set_to_none: true, ..opts(0.1, 0.01) })?;
+    }
+    let st = opt.params()[0].state.as_ref().ok_or_else(|| candle::Error::Msg("no state".into()))?;
+    // A tensor with a backprop op keeps its inputs (and their graph) alive.
+    assert!(!st.exp_avg.track_op() && !st.exp_avg_sq.track_op(), "moments keep a graph");
     Ok(())
 }

@@ -1,33 +1,42 @@
-//! A labelled synthetic benchmark in the spirit of MONAI's test-image generators.
+//! A labelled synthetic benchmark in the spirit of MONAI's test-image generators, built so that
+//! self-supervised features have something to find: the anatomy varies (organ position, size,
+//! shape, intensity and texture; lesions of varied size and contrast; noise, blur and voxel
+//! size vary per case) and the labels depend on it (see [`anatomy`]). The 2D images are
+//! projections of the same volumes, as UniMiSS assumes (X-rays and CT share anatomy).
 //!
 //! Every case `k` is drawn from a generator seeded by `(seed, k)` only, so a case does not depend
 //! on `count`. Per case:
-//! - `ct/case_k.nii.gz`: a CT-like volume (int16 HU) of `dims` = (D, H, W) with `spacing` (mm):
-//!   air, an elliptic body with a fat rim, a vertebra, liver / spleen / two kidneys as smooth random
-//!   shapes, with probability ½ a dense lesion in the liver, Gaussian blur and noise;
+//! - `ct/case_k.nii.gz`: a CT-like volume (int16 HU) of `dims` = (D, H, W); its voxel size is
+//!   `spacing` times a per-case factor in [0.8, 1.25] (one for D, one for H and W);
 //! - `ct/case_k_seg.nii.gz`: the organ label map (0 background, 1 liver, 2 spleen, 3 kidney);
-//! - `xray/case_k.png`: a radiograph-like projection (`size_2d`²) and
-//!   `xray/case_k_{liver,spleen,kidney}.png` the projected organ masks (0/255, overlapping);
-//! - the lesion label (0/1) of the case, in the manifests.
+//!   `ct/case_k_lesion.nii.gz`: the lesion mask (0/1, empty without a lesion);
+//! - `xray/case_k.png`: a radiograph-like projection (`size_2d`²),
+//!   `xray/case_k_{liver,spleen,kidney}.png` the projected organ masks (0/255, overlapping) and
+//!   `xray/case_k_lesion.png` the projected lesion;
+//! - two labels: `lesion` (0/1) and `liver_large` (0/1, the liver fills more than
+//!   [`anatomy::LIVER_LARGE_FRACTION`] of the grid), both read off the masks.
 //!
-//! Manifests (see [`crate::labelled`]): `{cls3d,seg3d,cls2d,seg2d}_{train,val,test}.tsv`, and
-//! `pretrain.tsv` (the data crate's format, no labels) listing the training split's volumes and
-//! projections for self-supervised pretraining. The split is the first 60 % train, then val and
-//! test (at least one case each).
+//! Manifests (see [`crate::labelled`]): `{cls3d,seg3d,cls2d,seg2d}_{train,val,test}.tsv` (the
+//! classification label is `lesion`), `{task}_train_10pct.tsv` (the first 10 % of the training
+//! split, at least 2 cases: the few-label setting), `pretrain.tsv` (the data crate's format, no
+//! labels: the training split's volumes and projections for self-supervised pretraining), and
+//! `eval_lesion.tsv` / `eval_liver.tsv` (the data crate's format with a label column, both
+//! modalities of the val and test cases: the kNN monitor's held-out set). The split is the first
+//! 60 % train, then val and test (at least one case each).
 
 pub mod anatomy;
 pub mod projection;
 
 use std::path::{Path, PathBuf};
 
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use unimiss_data::nifti::{Datatype, NiftiHeader, NiftiVersion, OutputType, write_nifti};
 use unimiss_data::{Manifest, Modality, Sample};
 
 use crate::error::{Result, TaskError};
 use crate::labelled::{LabelledManifest, LabelledSample};
-pub use anatomy::{CtCase, ORGANS, ct_case};
+pub use anatomy::{CtCase, LIVER_LARGE_FRACTION, ORGANS, ct_case};
 pub use projection::{XrayCase, project};
 
 /// What to generate.
@@ -37,7 +46,8 @@ pub struct PhantomConfig {
     pub seed: u64,
     /// Volume size (D, H, W).
     pub dims: [usize; 3],
-    /// Voxel size (mm) along (D, H, W).
+    /// Typical voxel size (mm) along (D, H, W); each case scales it by a factor in [0.8, 1.25]
+    /// (one for D, one shared by H and W).
     pub spacing: [f64; 3],
     /// Side of the square projections.
     pub size_2d: usize,
@@ -45,7 +55,7 @@ pub struct PhantomConfig {
 
 impl Default for PhantomConfig {
     fn default() -> Self {
-        Self { count: 40, seed: 0, dims: [32, 64, 64], spacing: [2.5, 1.2, 1.2], size_2d: 64 }
+        Self { count: 40, seed: 0, dims: [32, 96, 96], spacing: [2.5, 0.9, 0.9], size_2d: 128 }
     }
 }
 
@@ -56,6 +66,8 @@ pub struct PhantomSummary {
     pub val: usize,
     pub test: usize,
     pub lesions: usize,
+    /// Cases labelled `liver_large`.
+    pub large_livers: usize,
 }
 
 /// Train/val/test sizes for `count` cases (≥ 3).
@@ -71,8 +83,10 @@ pub fn split_sizes(count: usize) -> Result<[usize; 3]> {
 /// Generates one case (CT and projection) from `(seed, k)`.
 pub fn phantom_case(cfg: &PhantomConfig, k: usize) -> (CtCase, XrayCase) {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k as u64);
-    let ct = ct_case(&mut rng, cfg.dims, cfg.spacing);
-    let xr = project(&ct, cfg.spacing, cfg.size_2d, &mut rng);
+    let (f_d, f_hw) = (rng.random_range(0.8..1.25), rng.random_range(0.8..1.25));
+    let spacing = [cfg.spacing[0] * f_d, cfg.spacing[1] * f_hw, cfg.spacing[2] * f_hw];
+    let ct = ct_case(&mut rng, cfg.dims, spacing);
+    let xr = project(&ct, cfg.size_2d, &mut rng);
     (ct, xr)
 }
 
@@ -126,6 +140,43 @@ pub fn write_png(path: &Path, data: &[u8], size: [usize; 2]) -> Result<()> {
     img.save(path).map_err(|e| TaskError::file(path, e))
 }
 
+/// The files and labels of one written case.
+struct Row {
+    ct: PathBuf,
+    seg: PathBuf,
+    xray: PathBuf,
+    masks: Vec<PathBuf>,
+    spacing_xyz: [f64; 3],
+    lesion: bool,
+    liver_large: bool,
+}
+
+fn write_case(out: &Path, cfg: &PhantomConfig, k: usize) -> Result<Row> {
+    let (ct, xr) = phantom_case(cfg, k);
+    let header = nifti_header(ct.spacing);
+    let [sd, sh, sw] = ct.spacing;
+    let img = out.join(format!("ct/case_{k:03}.nii.gz"));
+    let seg = out.join(format!("ct/case_{k:03}_seg.nii.gz"));
+    let les = out.join(format!("ct/case_{k:03}_lesion.nii.gz"));
+    write_volume(&img, &ct.hu.iter().map(|v| v.round()).collect::<Vec<_>>(), cfg.dims, &header, OutputType::Int16)?;
+    write_volume(&seg, &ct.labels.iter().map(|&l| l as f32).collect::<Vec<_>>(), cfg.dims, &header, OutputType::Int16)?;
+    write_volume(&les, &ct.lesion_mask.iter().map(|&l| l as u8 as f32).collect::<Vec<_>>(), cfg.dims, &header, OutputType::Int16)?;
+    let png = out.join(format!("xray/case_{k:03}.png"));
+    write_png(&png, &xr.image, [xr.size, xr.size])?;
+    let mut masks = Vec::new();
+    for (name, m) in ORGANS.iter().zip(&xr.masks) {
+        let p = out.join(format!("xray/case_{k:03}_{name}.png"));
+        write_png(&p, m, [xr.size, xr.size])?;
+        masks.push(p);
+    }
+    write_png(&out.join(format!("xray/case_{k:03}_lesion.png")), &xr.lesion_mask, [xr.size, xr.size])?;
+    Ok(Row { ct: img, seg, xray: png, masks, spacing_xyz: [sh, sw, sd], lesion: ct.lesion, liver_large: ct.liver_large })
+}
+
+fn write_text(p: &Path, text: String) -> Result<()> {
+    std::fs::write(p, text).map_err(|e| TaskError::file(p, e))
+}
+
 /// Generates the benchmark under `out`; `progress(done, total)` is called after each case.
 pub fn generate(out: &Path, cfg: &PhantomConfig, progress: &mut dyn FnMut(usize, usize)) -> Result<PhantomSummary> {
     let [n_train, n_val, n_test] = split_sizes(cfg.count)?;
@@ -136,59 +187,52 @@ pub fn generate(out: &Path, cfg: &PhantomConfig, progress: &mut dyn FnMut(usize,
         let d = out.join(sub);
         std::fs::create_dir_all(&d).map_err(|e| TaskError::file(&d, e))?;
     }
-    let header = nifti_header(cfg.spacing);
-    let [sd, sh, sw] = cfg.spacing;
-    let spacing_xyz = [sh, sw, sd];
-    let mut rows: Vec<(PathBuf, PathBuf, PathBuf, Vec<PathBuf>, bool)> = Vec::with_capacity(cfg.count);
-    let mut lesions = 0;
+    let mut rows = Vec::with_capacity(cfg.count);
     for k in 0..cfg.count {
-        let (ct, xr) = phantom_case(cfg, k);
-        let img = out.join(format!("ct/case_{k:03}.nii.gz"));
-        let seg = out.join(format!("ct/case_{k:03}_seg.nii.gz"));
-        write_volume(&img, &ct.hu.iter().map(|v| v.round()).collect::<Vec<_>>(), cfg.dims, &header, OutputType::Int16)?;
-        let lab: Vec<f32> = ct.labels.iter().map(|&l| l as f32).collect();
-        write_volume(&seg, &lab, cfg.dims, &header, OutputType::Int16)?;
-        let png = out.join(format!("xray/case_{k:03}.png"));
-        write_png(&png, &xr.image, [xr.size, xr.size])?;
-        let mut mpaths = Vec::new();
-        for (name, m) in ORGANS.iter().zip(&xr.masks) {
-            let p = out.join(format!("xray/case_{k:03}_{name}.png"));
-            write_png(&p, m, [xr.size, xr.size])?;
-            mpaths.push(p);
-        }
-        lesions += ct.lesion as usize;
-        rows.push((img, seg, png, mpaths, ct.lesion));
+        rows.push(write_case(out, cfg, k)?);
         progress(k + 1, cfg.count);
     }
-    let splits = [("train", 0..n_train), ("val", n_train..n_train + n_val), ("test", n_train + n_val..cfg.count)];
+    let n_few = (n_train / 10).max(2).min(n_train);
+    let splits = [("train", 0..n_train), ("train_10pct", 0..n_few), ("val", n_train..n_train + n_val), ("test", n_train + n_val..cfg.count)];
     let lesion_classes = vec!["no_lesion".to_string(), "lesion".to_string()];
     let mut seg_classes = vec!["background".to_string()];
     seg_classes.extend(ORGANS.iter().map(|s| s.to_string()));
     let organ_names: Vec<String> = ORGANS.iter().map(|s| s.to_string()).collect();
+    let sample = |p: &Path, m: Modality, label: Option<String>, sp: Option<[f64; 3]>| Sample { path: p.to_path_buf(), modality: m, label, spacing: sp };
     for (split, range) in splits {
-        let sample = |p: &Path, m: Modality, label: Option<String>, sp: Option<[f64; 3]>| Sample { path: p.to_path_buf(), modality: m, label, spacing: sp };
-        let pick = |f: &dyn Fn(&(PathBuf, PathBuf, PathBuf, Vec<PathBuf>, bool)) -> LabelledSample| -> Vec<LabelledSample> { rows[range.clone()].iter().map(f).collect() };
+        let pick = |f: &dyn Fn(&Row) -> LabelledSample| -> Vec<LabelledSample> { rows[range.clone()].iter().map(f).collect() };
+        let lesion = |r: &Row| Some((r.lesion as u8).to_string());
         let manifests = [
-            ("cls3d", lesion_classes.clone(), pick(&|r| LabelledSample { sample: sample(&r.0, Modality::Volume3d, Some((r.4 as u8).to_string()), Some(spacing_xyz)), masks: vec![] })),
-            ("seg3d", seg_classes.clone(), pick(&|r| LabelledSample { sample: sample(&r.0, Modality::Volume3d, None, Some(spacing_xyz)), masks: vec![r.1.clone()] })),
-            ("cls2d", lesion_classes.clone(), pick(&|r| LabelledSample { sample: sample(&r.2, Modality::Image2d, Some((r.4 as u8).to_string()), None), masks: vec![] })),
-            ("seg2d", organ_names.clone(), pick(&|r| LabelledSample { sample: sample(&r.2, Modality::Image2d, None, None), masks: r.3.clone() })),
+            ("cls3d", lesion_classes.clone(), pick(&|r| LabelledSample { sample: sample(&r.ct, Modality::Volume3d, lesion(r), Some(r.spacing_xyz)), masks: vec![] })),
+            ("seg3d", seg_classes.clone(), pick(&|r| LabelledSample { sample: sample(&r.ct, Modality::Volume3d, None, Some(r.spacing_xyz)), masks: vec![r.seg.clone()] })),
+            ("cls2d", lesion_classes.clone(), pick(&|r| LabelledSample { sample: sample(&r.xray, Modality::Image2d, lesion(r), None), masks: vec![] })),
+            ("seg2d", organ_names.clone(), pick(&|r| LabelledSample { sample: sample(&r.xray, Modality::Image2d, None, None), masks: r.masks.clone() })),
         ];
         for (task, classes, samples) in manifests {
             let m = LabelledManifest { classes, samples };
-            let p = out.join(format!("{task}_{split}.tsv"));
-            std::fs::write(&p, m.to_tsv(out)).map_err(|e| TaskError::file(&p, e))?;
+            write_text(&out.join(format!("{task}_{split}.tsv")), m.to_tsv(out))?;
         }
     }
     // unlabelled pretraining manifest: training split only (no leakage into val/test)
     let mut pre = Manifest::default();
     for r in &rows[..n_train] {
-        pre.samples.push(Sample { path: rel(&r.0, out), modality: Modality::Volume3d, label: None, spacing: Some(spacing_xyz) });
-        pre.samples.push(Sample { path: rel(&r.2, out), modality: Modality::Image2d, label: None, spacing: None });
+        pre.samples.push(sample(&rel(&r.ct, out), Modality::Volume3d, None, Some(r.spacing_xyz)));
+        pre.samples.push(sample(&rel(&r.xray, out), Modality::Image2d, None, None));
     }
-    let p = out.join("pretrain.tsv");
-    std::fs::write(&p, pre.to_tsv()).map_err(|e| TaskError::file(&p, e))?;
-    Ok(PhantomSummary { train: n_train, val: n_val, test: n_test, lesions })
+    write_text(&out.join("pretrain.tsv"), pre.to_tsv())?;
+    // the kNN monitor's held-out sets: val + test, both modalities, one label each
+    for (name, label) in [("lesion", (|r: &Row| r.lesion) as fn(&Row) -> bool), ("liver", |r: &Row| r.liver_large)] {
+        let mut m = Manifest::default();
+        for r in &rows[n_train..] {
+            let l = Some((label(r) as u8).to_string());
+            m.samples.push(sample(&rel(&r.ct, out), Modality::Volume3d, l.clone(), Some(r.spacing_xyz)));
+            m.samples.push(sample(&rel(&r.xray, out), Modality::Image2d, l, None));
+        }
+        write_text(&out.join(format!("eval_{name}.tsv")), m.to_tsv())?;
+    }
+    let lesions = rows.iter().filter(|r| r.lesion).count();
+    let large_livers = rows.iter().filter(|r| r.liver_large).count();
+    Ok(PhantomSummary { train: n_train, val: n_val, test: n_test, lesions, large_livers })
 }
 
 fn rel(p: &Path, base: &Path) -> PathBuf {

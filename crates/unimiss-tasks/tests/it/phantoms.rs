@@ -1,6 +1,15 @@
 use unimiss_tasks::TaskError;
 use unimiss_tasks::labelled::LabelledManifest;
-use unimiss_tasks::phantoms::{PhantomConfig, generate, phantom_case, split_sizes};
+use unimiss_tasks::phantoms::{LIVER_LARGE_FRACTION, PhantomConfig, generate, phantom_case, split_sizes};
+
+fn read_vol(p: &std::path::Path) -> Result<unimiss_data::Volume, TaskError> {
+    unimiss_data::read_nifti(p).map_err(|e| TaskError::Invalid(format!("{}: {e}", p.display())))
+}
+
+fn png_any(p: &std::path::Path) -> Result<bool, TaskError> {
+    let m = image::open(p).map_err(|e| TaskError::Invalid(format!("{}: {e}", p.display())))?.into_luma8();
+    Ok(m.pixels().any(|px| px.0[0] > 0))
+}
 
 #[test]
 fn phantoms_are_deterministic_and_labelled() -> Result<(), TaskError> {
@@ -10,25 +19,29 @@ fn phantoms_are_deterministic_and_labelled() -> Result<(), TaskError> {
     let s = generate(dir.path(), &cfg, &mut |_, _| calls += 1)?;
     assert_eq!(calls, 5);
     assert_eq!((s.train, s.val, s.test), (3, 1, 1));
-    // the CT reads back in model order with its spacing; the label map has the organ labels
-    let vol = unimiss_data::read_nifti(dir.path().join("ct/case_000.nii.gz")).map_err(|e| TaskError::Invalid(e.to_string()))?;
+    // the CT reads back in model order with the case's spacing (base × 0.8–1.25, H = W)
+    let vol = read_vol(&dir.path().join("ct/case_000.nii.gz"))?;
     assert_eq!(vol.dims, [16, 32, 32]);
-    for (a, b) in vol.spacing.iter().zip([2.5, 1.2, 1.2]) {
-        assert!((a - b).abs() < 1e-5, "spacing {:?}", vol.spacing);
-    }
     let (ct, _) = phantom_case(&cfg, 0);
+    let sp = [vol.spacing[0], vol.spacing[1], vol.spacing[2]];
+    for (a, b) in sp.iter().zip(ct.spacing) {
+        assert!((a - b).abs() < 1e-4, "spacing {sp:?} vs generator {:?}", ct.spacing);
+    }
+    assert!((2.0..=3.125).contains(&ct.spacing[0]) && (0.96..=1.5).contains(&ct.spacing[1]) && ct.spacing[1] == ct.spacing[2]);
     let max_diff = vol.data.iter().zip(&ct.hu).map(|(a, b)| (a - b.round()).abs()).fold(0f32, f32::max);
     assert!(max_diff <= 0.5, "written HU differ from the generator by {max_diff}");
-    let seg = unimiss_data::read_nifti(dir.path().join("ct/case_000_seg.nii.gz")).map_err(|e| TaskError::Invalid(e.to_string()))?;
+    let seg = read_vol(&dir.path().join("ct/case_000_seg.nii.gz"))?;
     for l in 1..=3 {
         assert!(seg.data.iter().any(|&v| v == l as f32), "organ {l} missing");
     }
     assert!(seg.data.iter().all(|&v| (0.0..=3.0).contains(&v)));
-    // HU: air outside, organs in the soft-tissue range
+    // HU: air outside
     assert!(ct.hu[0] < -900.0);
-    // same seed and index → same case, independent of count
+    // same seed and index → same case, independent of count; another seed differs
     let (again, _) = phantom_case(&PhantomConfig { count: 99, ..cfg.clone() }, 0);
     assert_eq!(again.hu, ct.hu);
+    let (other, _) = phantom_case(&PhantomConfig { seed: 8, ..cfg.clone() }, 0);
+    assert_ne!(other.hu, ct.hu);
     // manifests
     let m = LabelledManifest::read(dir.path().join("seg2d_train.tsv"))?;
     assert_eq!(m.classes, vec!["liver", "spleen", "kidney"]);
@@ -38,17 +51,69 @@ fn phantoms_are_deterministic_and_labelled() -> Result<(), TaskError> {
     let c = LabelledManifest::read(dir.path().join("cls3d_test.tsv"))?;
     assert_eq!(c.samples.len(), 1);
     assert!(c.class_index(0, 2, dir.path()).is_ok());
+    assert_eq!(LabelledManifest::read(dir.path().join("cls2d_train_10pct.tsv"))?.samples.len(), 2);
     let pre = unimiss_data::Manifest::read(dir.path().join("pretrain.tsv")).map_err(|e| TaskError::Invalid(e.to_string()))?;
     assert_eq!(pre.samples.len(), 6);
     assert!(pre.samples.iter().all(|s| s.path.exists() && s.label.is_none()));
+    for name in ["eval_lesion.tsv", "eval_liver.tsv"] {
+        let e = unimiss_data::Manifest::read(dir.path().join(name)).map_err(|e| TaskError::Invalid(e.to_string()))?;
+        // val + test cases, both modalities, labelled
+        assert_eq!(e.samples.len(), 4, "{name}");
+        assert!(e.samples.iter().all(|s| s.path.exists() && matches!(s.label.as_deref(), Some("0" | "1"))), "{name}");
+    }
     Ok(())
 }
 
+/// The labels written in the manifests agree with the masks written next to them: `lesion` = 1
+/// exactly when the 3D lesion mask (and its projection) is non-empty, and then the lesion lies
+/// inside the liver; `liver_large` = 1 exactly when the liver label fills more than
+/// `LIVER_LARGE_FRACTION` of the grid.
 #[test]
-fn lesion_label_is_balanced_over_many_cases() {
-    let cfg = PhantomConfig { count: 40, seed: 1, dims: [8, 16, 16], spacing: [2.5, 1.2, 1.2], size_2d: 16 };
-    let n = (0..40).filter(|&k| phantom_case(&cfg, k).0.lesion).count();
-    assert!((10..=30).contains(&n), "{n} of 40 cases have a lesion");
+fn labels_agree_with_the_masks() -> Result<(), TaskError> {
+    let dir = tempfile::tempdir()?;
+    let cfg = PhantomConfig { count: 12, seed: 3, dims: [16, 48, 48], spacing: [2.5, 0.9, 0.9], size_2d: 48 };
+    generate(dir.path(), &cfg, &mut |_, _| ())?;
+    let cls = LabelledManifest::read(dir.path().join("cls3d_train.tsv"))?;
+    let mut cases: Vec<(std::path::PathBuf, usize)> = Vec::new();
+    for split in ["train", "val", "test"] {
+        let m = LabelledManifest::read(dir.path().join(format!("cls3d_{split}.tsv")))?;
+        for i in 0..m.samples.len() {
+            cases.push((m.samples[i].sample.path.clone(), m.class_index(i, 2, dir.path())?));
+        }
+    }
+    assert_eq!(cls.classes, vec!["no_lesion", "lesion"]);
+    assert_eq!(cases.len(), 12);
+    let liver = unimiss_data::Manifest::read(dir.path().join("eval_liver.tsv")).map_err(|e| TaskError::Invalid(e.to_string()))?;
+    let mut seen = [0usize; 2];
+    for (path, lesion) in &cases {
+        let stem = path.to_string_lossy().replace(".nii.gz", "");
+        let les = read_vol(std::path::Path::new(&format!("{stem}_lesion.nii.gz")))?;
+        let seg = read_vol(std::path::Path::new(&format!("{stem}_seg.nii.gz")))?;
+        let n_lesion = les.data.iter().filter(|&&v| v > 0.0).count();
+        assert_eq!(n_lesion > 0, *lesion == 1, "{}: lesion label {lesion}, {n_lesion} mask voxels", path.display());
+        assert!(les.data.iter().zip(&seg.data).all(|(l, s)| *l == 0.0 || *s == 1.0), "{}: lesion outside the liver", path.display());
+        let xray = stem.replace("/ct/", "/xray/");
+        assert_eq!(png_any(std::path::Path::new(&format!("{xray}_lesion.png")))?, *lesion == 1, "{xray}: projected lesion mask");
+        let frac = seg.data.iter().filter(|&&v| v == 1.0).count() as f64 / seg.data.len() as f64;
+        if let Some(e) = liver.samples.iter().find(|s| s.path == *path) {
+            assert_eq!(e.label.as_deref() == Some("1"), frac > LIVER_LARGE_FRACTION, "{}: liver fraction {frac}", path.display());
+        }
+        seen[*lesion] += 1;
+    }
+    assert!(seen[0] > 0 && seen[1] > 0, "both lesion classes occur in 12 cases: {seen:?}");
+    Ok(())
+}
+
+/// Over many cases both labels are roughly balanced, and the organ-size label is carried by
+/// the anatomy: large-liver cases have a larger liver fraction.
+#[test]
+fn labels_are_balanced_over_many_cases() {
+    let cfg = PhantomConfig { count: 60, seed: 1, dims: [16, 32, 32], spacing: [2.5, 1.8, 1.8], size_2d: 32 };
+    let cases: Vec<_> = (0..60).map(|k| phantom_case(&cfg, k).0).collect();
+    let lesions = cases.iter().filter(|c| c.lesion).count();
+    let large = cases.iter().filter(|c| c.liver_large).count();
+    assert!((18..=42).contains(&lesions), "{lesions} of 60 cases have a lesion");
+    assert!((18..=42).contains(&large), "{large} of 60 cases have a large liver");
 }
 
 #[test]
@@ -72,3 +137,4 @@ fn labelled_manifest_errors_name_the_problem() -> Result<(), TaskError> {
     assert!(LabelledManifest::read(&p).is_err());
     Ok(())
 }
+
