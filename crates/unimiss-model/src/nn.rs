@@ -36,19 +36,7 @@ impl Linear {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        time("linear", || {
-            let dims = x.dims();
-            let Some((&inp, lead)) = dims.split_last() else { bail!("linear: scalar input") };
-            let m: usize = lead.iter().product();
-            let y = x.reshape((m, inp))?.matmul(&self.weight.t()?)?;
-            let y = match &self.bias {
-                Some(b) => y.broadcast_add(b)?,
-                None => y,
-            };
-            let mut out = lead.to_vec();
-            out.push(self.weight.dim(0)?);
-            y.reshape(out)
-        })
+        time("linear", || unimiss_ops::linear(x, &self.weight, self.bias.as_ref()))
     }
 }
 

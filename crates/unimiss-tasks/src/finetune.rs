@@ -92,6 +92,23 @@ struct State {
     history: Vec<(f64, f64)>,
 }
 
+/// Check every image, volume and mask of a labelled manifest before the first step (in
+/// parallel); a problem stops the run with the list (file, entry, reason).
+fn preflight(m: &LabelledManifest, origin: &Path) -> Result<()> {
+    use unimiss_data::preflight::{Entry, check_entries};
+    let entries: Vec<Entry> = m
+        .samples
+        .iter()
+        .flat_map(|s| {
+            std::iter::once(&s.sample.path)
+                .chain(&s.masks)
+                .map(|p| Entry { path: p.clone(), modality: s.sample.modality, line: None })
+        })
+        .collect();
+    let report = check_entries(Some(origin.to_path_buf()), &entries);
+    if report.is_clean() { Ok(()) } else { Err(TaskError::file(origin, report)) }
+}
+
 /// The MiT configuration of a fine-tuning config.
 pub fn mit_config(cfg: &FinetuneConfig) -> Result<MitConfig> {
     Ok(MitConfig::for_run(&cfg.arch, cfg.input_2d, cfg.input_3d)?)
@@ -157,6 +174,8 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
     cfg.validate()?;
     let train = job.task.read_manifest(&job.train)?;
     let val = job.task.read_manifest(&job.val)?;
+    preflight(&train, &job.train)?;
+    preflight(&val, &job.val)?;
     let seg = job.task.is_segmentation();
     let classes = if seg { seg_channels(job.task, &train, &job.train)? } else { class_names(&train, &job.train)? };
     let k = classes.len();

@@ -7,4 +7,5 @@ mod conv;
 mod gelu;
 mod interp;
 mod modality;
+mod linear;
 mod norm;
