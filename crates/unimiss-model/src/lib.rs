@@ -7,6 +7,7 @@
 //!   the transformer blocks and class-token projections are shared, the patch embeddings,
 //!   spatial-reduction convolutions and positional tables exist per modality.
 //! - [`Head`]: DINO projection head; [`MitWithHead`]: the official `ModuleWrapper`.
+//! - [`Conv`], [`ConvBlock`], [`UpConv`]: the convolution layers of the decoder, for task heads.
 //! - [`checkpoint`]: `.pth` (teacher/student) and safetensors loading with name/shape checks.
 //! - [`MitConfig::tiny`] / [`MitConfig::small`] with the official defaults (224, 16×96×96, no
 //!   drop-path), sizes overridable; positional tables are resized exactly as upstream for other
@@ -55,5 +56,6 @@ pub use encoder::EncoderOutput;
 pub use head::{Head, MitWithHead, is_frozen};
 pub use init::SeededVarMap;
 pub use mit::{DenseOutput, Mit};
+pub use nn::{Conv, ConvBlock, ConvSpec, UpConv};
 pub use spatial::Grid;
 pub use unimiss_ops::Modality;

@@ -1,5 +1,8 @@
 //! Layers: linear, layer norm, MLP, convolution blocks (2D or 3D by [`Modality`]), transposed
 //! convolutions. Initialisation hints follow the official `_init_weights`.
+//!
+//! [`Conv`], [`ConvBlock`] and [`UpConv`] are public: task heads (the segmentation decoder of
+//! `unimiss-tasks`) build on them rather than on copies.
 
 use candle::{Result, Tensor, bail};
 use candle_nn::{Init, VarBuilder};
@@ -78,9 +81,9 @@ impl Mlp {
 }
 
 /// A convolution with a cubic kernel, 2D or 3D. `stride`/`padding` are given as `[d, h, w]`;
-/// the 2D form uses `[h, w]`.
+/// the 2D form uses `[h, w]`. Parameters `weight` `[out, in, k, k(, k)]` and `bias`.
 #[derive(Clone, Debug)]
-pub(crate) struct Conv {
+pub struct Conv {
     weight: Tensor,
     bias: Option<Tensor>,
     modality: Modality,
@@ -89,8 +92,10 @@ pub(crate) struct Conv {
     label: &'static str,
 }
 
-/// Shape of a convolution: channels, kernel, stride, padding, bias.
-pub(crate) struct ConvSpec {
+/// Shape of a convolution: channels, kernel, stride, padding, bias; `label` names it in
+/// [`crate::profile`] timings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
     pub inp: usize,
     pub out: usize,
     pub kernel: usize,
@@ -100,9 +105,16 @@ pub(crate) struct ConvSpec {
     pub label: &'static str,
 }
 
+impl ConvSpec {
+    /// Stride 1, padding `kernel / 2` ("same" size for odd kernels).
+    pub fn same(inp: usize, out: usize, kernel: usize, bias: bool, label: &'static str) -> Self {
+        Self { inp, out, kernel, stride: [1; 3], padding: kernel / 2, bias, label }
+    }
+}
+
 impl Conv {
     /// Official init: kaiming_normal(fan_out, ReLU gain); bias PyTorch default uniform.
-    pub(crate) fn new(modality: Modality, spec: &ConvSpec, vb: VarBuilder) -> Result<Self> {
+    pub fn new(modality: Modality, spec: &ConvSpec, vb: VarBuilder) -> Result<Self> {
         let taps = modality.kernel_volume(spec.kernel);
         let stdev = (2.0 / (spec.out * taps) as f64).sqrt();
         let weight = vb.get_with_hints(
@@ -114,7 +126,7 @@ impl Conv {
         Ok(Self { weight, bias, modality, stride: spec.stride, padding: [spec.padding; 3], label: spec.label })
     }
 
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let [sd, sh, sw] = self.stride;
         let [pd, ph, pw] = self.padding;
         time(self.label, || match self.modality {
@@ -125,16 +137,17 @@ impl Conv {
 }
 
 /// `Conv{2,3}dBlock`: convolution without bias → InstanceNorm (affine, eps 1e-5) → LeakyReLU(0.01).
-/// Keys `conv.weight`, `norm.weight`, `norm.bias`.
+/// Keys `conv.weight`, `norm.weight`, `norm.bias`. A map of one spatial element is an error
+/// (instance norm would divide by zero variance).
 #[derive(Clone, Debug)]
-pub(crate) struct ConvBlock {
+pub struct ConvBlock {
     conv: Conv,
     norm_weight: Tensor,
     norm_bias: Tensor,
 }
 
 impl ConvBlock {
-    pub(crate) fn new(modality: Modality, spec: &ConvSpec, vb: VarBuilder) -> Result<Self> {
+    pub fn new(modality: Modality, spec: &ConvSpec, vb: VarBuilder) -> Result<Self> {
         let conv = Conv::new(modality, spec, vb.pp("conv"))?;
         let norm = vb.pp("norm");
         let norm_weight = norm.get_with_hints(spec.out, "weight", Init::Const(1.0))?;
@@ -142,7 +155,7 @@ impl ConvBlock {
         Ok(Self { conv, norm_weight, norm_bias })
     }
 
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.conv.forward(x)?;
         let cells: usize = y.dims()[2..].iter().product();
         if cells <= 1 {
@@ -155,7 +168,7 @@ impl ConvBlock {
 
 /// `ConvTranspose{2,3}d(in, out, kernel = stride = 2, bias)`, weight `[in, out, 2, 2(, 2)]`.
 #[derive(Clone, Debug)]
-pub(crate) struct UpConv {
+pub struct UpConv {
     weight: Tensor,
     bias: Tensor,
     modality: Modality,
@@ -163,14 +176,14 @@ pub(crate) struct UpConv {
 
 impl UpConv {
     /// PyTorch default init (the official init function does not touch transposed convs).
-    pub(crate) fn new(modality: Modality, inp: usize, out: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(modality: Modality, inp: usize, out: usize, vb: VarBuilder) -> Result<Self> {
         let fan_in = out * modality.kernel_volume(2);
         let weight = vb.get_with_hints(modality.kernel_shape(inp, out, 2), "weight", default_uniform(fan_in))?;
         let bias = vb.get_with_hints(out, "bias", default_uniform(fan_in))?;
         Ok(Self { weight, bias, modality })
     }
 
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         time("conv_transpose", || match self.modality {
             Modality::Image2d => conv_transpose2d(x, &self.weight, Some(&self.bias), &ConvTransposeParams::new([2, 2])),
             Modality::Volume3d => conv_transpose3d(x, &self.weight, Some(&self.bias), &ConvTransposeParams::new([2, 2, 2])),

@@ -28,13 +28,11 @@ use unimiss_ssl::checkpoint::{self, Snapshot};
 use unimiss_ssl::log::{JsonlLog, TaskEpochRecord, TaskStepRecord, rss_mb};
 use unimiss_ssl::optim::{AdamW, Clip, Decay, StepOptions};
 
-use crate::augment::Augmenter;
 use crate::labelled::LabelledSample;
 use crate::segment::{mean_dice, seg_batch, seg_channels, seg_cases, seg_loss};
 
 use crate::ckpt::{TaskMeta, assign, load_weights, save_weights};
 use crate::config::FinetuneConfig;
-use crate::dataset::random_flips;
 use crate::error::{Result, TaskError};
 use crate::infer::{input_of, predict_probs};
 use crate::labelled::LabelledManifest;
@@ -162,7 +160,7 @@ fn val_metric(net: &TaskNet, job: &FinetuneJob, val: &LabelledManifest, classes:
     };
     let paths: Vec<&Path> = val.samples.iter().map(|s| s.sample.path.as_path()).collect();
     let probs = predict_probs(net, job.task, &paths, &job.config, false, dev)?;
-    let labels = (0..val.samples.len()).map(|i| val.class_index(i, classes, &job.val)).collect::<Result<Vec<_>>>()?;
+    let labels = val.class_indices(classes, &job.val)?;
     let m = classification_metrics(&probs, &labels)?;
     Ok(match m.auc {
         Some(auc) => ("auc", auc),
@@ -174,13 +172,8 @@ fn val_metric(net: &TaskNet, job: &FinetuneJob, val: &LabelledManifest, classes:
 pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -> Result<FinetuneOutcome> {
     let cfg = &job.config;
     cfg.validate()?;
-    let train = LabelledManifest::read(&job.train)?;
-    let val = LabelledManifest::read(&job.val)?;
-    for (m, p) in [(&train, &job.train), (&val, &job.val)] {
-        if let Some(s) = m.samples.iter().find(|s| s.sample.modality != job.task.modality()) {
-            return Err(TaskError::file(p, format!("{}: modality {} does not fit task {}", s.sample.path.display(), s.sample.modality, job.task)));
-        }
-    }
+    let train = job.task.read_manifest(&job.train)?;
+    let val = job.task.read_manifest(&job.val)?;
     preflight(&train, &job.train)?;
     preflight(&val, &job.val)?;
     let seg = job.task.is_segmentation();
@@ -188,9 +181,9 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
     let k = classes.len();
     let labels = match seg {
         true => vec![],
-        false => (0..train.samples.len()).map(|i| train.class_index(i, k, &job.train)).collect::<Result<Vec<_>>>()?,
+        false => train.class_indices(k, &job.train)?,
     };
-    let augmenter = Augmenter::preset(job.task, cfg.seed);
+    let augmenter = job.task.augmenter(cfg.seed);
     let meta = TaskMeta { task: job.task, classes: classes.clone(), config: cfg.clone() };
     std::fs::create_dir_all(&job.output).map_err(|e| TaskError::file(&job.output, e))?;
     let (vm, net) = build_net(&meta, dev)?;
@@ -243,7 +236,7 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
             let loss = match &net {
                 TaskNet::Seg(sn) => {
                     let samples: Vec<&LabelledSample> = idxs.iter().map(|&i| &train.samples[i]).collect();
-                    let (x, y) = seg_batch(job.task, &samples, &idxs, k, cfg, augmenter.as_ref().map(|a| (a, epoch)), dev)?;
+                    let (x, y) = seg_batch(job.task, &samples, &idxs, k, cfg, Some((&augmenter, epoch)), dev)?;
                     seg_loss(sn, job.task, &x, &y, cfg)?
                 }
                 TaskNet::Cls(cn) => {
@@ -252,7 +245,7 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
                     for &idx in &idxs {
                         let (mut x, shape) = input_of(job.task, &train.samples[idx].sample.path, cfg)?;
                         let dims: [usize; 3] = if shape.len() == 4 { [shape[1], shape[2], shape[3]] } else { [1, shape[1], shape[2]] };
-                        random_flips(&mut [(&mut x, shape[0])], dims, &mut rng);
+                        augmenter.apply_image(&mut x, shape[0], dims, epoch, idx);
                         xs.push(Tensor::from_vec(x, shape, dev)?);
                         ys.push(labels[idx] as u32);
                     }

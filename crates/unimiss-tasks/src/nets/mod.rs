@@ -12,6 +12,10 @@ pub mod cls;
 pub mod pretrained;
 pub mod seg;
 
+use std::path::Path;
+
+use unimiss_data::augment::spatial::Augmenter;
+use unimiss_data::labelled::{LabelledManifest, Targets};
 use unimiss_model::Modality;
 
 pub use cls::ClsNet;
@@ -19,6 +23,8 @@ pub use seg::SegNet;
 pub use pretrained::{LoadReport, load_pretrained};
 
 /// A task network of either kind.
+// One per run, never in a collection: the size difference of the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum TaskNet {
     Cls(ClsNet),
@@ -65,6 +71,31 @@ impl Task {
 
     pub fn is_segmentation(self) -> bool {
         self.kind() == TaskKind::Segmentation
+    }
+
+    /// What the task's labelled manifests must provide: class indices, one label map (3D
+    /// segmentation) or one mask per label (2D segmentation).
+    pub fn targets(self) -> Targets {
+        match (self.kind(), self.modality()) {
+            (TaskKind::Classification, _) => Targets::ClassIndex,
+            (TaskKind::Segmentation, Modality::Volume3d) => Targets::LabelMap,
+            (TaskKind::Segmentation, Modality::Image2d) => Targets::Masks,
+        }
+    }
+
+    /// Reads a labelled manifest (training, validation or test alike) and checks it fits the
+    /// task: modality, label or mask columns. Errors name the manifest and the sample.
+    pub fn read_manifest(self, path: &Path) -> crate::Result<LabelledManifest> {
+        Ok(LabelledManifest::read_checked(path, self.modality(), self.targets())?)
+    }
+
+    /// The training augmentation of the task preset: flips for classification; rotation,
+    /// scaling and flips for segmentation ([`Augmenter::segmentation`]).
+    pub fn augmenter(self, seed: u64) -> Augmenter {
+        match self.kind() {
+            TaskKind::Classification => Augmenter::classification(seed),
+            TaskKind::Segmentation => Augmenter::segmentation(self.modality(), seed),
+        }
     }
 
     /// Whether the forward pass of the task network uses the parameter `key` (the model crate's

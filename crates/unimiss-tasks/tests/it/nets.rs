@@ -89,3 +89,24 @@ fn task_is_a_kind_on_a_modality() {
         ]
     );
 }
+
+#[test]
+fn every_manifest_is_checked_against_the_task() -> Result<(), TaskError> {
+    use unimiss_tasks::labelled::Targets;
+    assert_eq!(Task::ALL.map(Task::targets), [Targets::ClassIndex, Targets::LabelMap, Targets::ClassIndex, Targets::Masks]);
+    let dir = tempfile::tempdir()?;
+    // a segmentation validation manifest without masks: an error naming the file, not a panic
+    let val = dir.path().join("seg3d_val.tsv");
+    std::fs::write(&val, "#classes=background,liver\nct/a.nii.gz\t3d\n")?;
+    let e = Task::Seg3d.read_manifest(&val).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("seg3d_val.tsv") && e.contains("a.nii.gz: 0 mask columns"), "{e}");
+    let e = Task::Cls2d.read_manifest(&val).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("modality 3d where 2d is needed"), "{e}");
+    std::fs::write(&val, "#classes=background,liver\nct/a.nii.gz\t3d\t-\t-\tct/a_seg.nii.gz\n")?;
+    assert_eq!(Task::Seg3d.read_manifest(&val)?.samples[0].masks, [dir.path().join("ct/a_seg.nii.gz")]);
+    // the augmentation presets: flips only for classification
+    assert_eq!((Task::Cls3d.augmenter(1).p_rotation, Task::Cls3d.augmenter(1).p_scale), (0.0, 0.0));
+    assert_eq!(Task::Seg2d.augmenter(1).rotation_deg, 10.0);
+    assert_eq!(Task::Seg3d.augmenter(1).scale, (0.7, 1.4));
+    Ok(())
+}
