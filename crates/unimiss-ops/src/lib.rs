@@ -9,6 +9,7 @@
 //!   `[C_in, C_out, k..]`, output padding).
 //! - [`instance_norm`], [`layer_norm`], [`softmax_last_dim`], [`leaky_relu`], [`gelu`].
 //! - [`linear`]: `x Wᵀ + b` as one autograd node (GEMM forward, fused backward).
+//! - [`update`]: fused multi-threaded AdamW, squared-norm and EMA passes for the optimiser.
 //! - [`interp`]: bicubic, bilinear and trilinear resizing with PyTorch's `align_corners=False`
 //!   semantics, including the scale-factor mode.
 //!
@@ -42,6 +43,7 @@ pub mod interp;
 mod linear;
 mod norm;
 pub mod profile;
+pub mod update;
 
 pub use activation::{gelu, leaky_relu, softmax_last_dim};
 pub use conv::{

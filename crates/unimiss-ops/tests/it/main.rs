@@ -8,3 +8,4 @@ mod gelu;
 mod interp;
 mod linear;
 mod norm;
+mod update;
