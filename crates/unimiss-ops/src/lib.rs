@@ -7,6 +7,8 @@
 //! - [`conv2d`], [`conv3d`]: convolutions with per-axis stride, padding and dilation.
 //! - [`conv_transpose2d`], [`conv_transpose3d`]: transposed convolutions (PyTorch layout
 //!   `[C_in, C_out, k..]`, output padding).
+//! - [`Modality`]: the 2D/3D switch of the whole workspace (re-exported by the model, data and
+//!   ssl crates).
 //! - [`instance_norm`], [`layer_norm`], [`softmax_last_dim`], [`leaky_relu`], [`gelu`].
 //! - [`linear`]: `x Wᵀ + b` as one autograd node (GEMM forward, fused backward).
 //! - [`update`]: fused multi-threaded AdamW, squared-norm and EMA passes for the optimiser.
@@ -40,15 +42,17 @@ mod activation;
 mod cpu_util;
 mod conv;
 pub mod interp;
+mod modality;
+pub mod profile;
 mod linear;
 mod norm;
-pub mod profile;
 pub mod update;
 
 pub use activation::{gelu, leaky_relu, softmax_last_dim};
 pub use conv::{
     ConvParams, ConvTransposeParams, conv_transpose2d, conv_transpose3d, conv2d, conv3d, set_conv_column_budget,
 };
+pub use modality::Modality;
 pub use linear::linear;
 pub use norm::{instance_norm, layer_norm};
 

@@ -6,6 +6,7 @@ mod composed;
 mod conv;
 mod gelu;
 mod interp;
+mod modality;
 mod linear;
 mod norm;
 mod update;
