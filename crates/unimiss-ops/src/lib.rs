@@ -11,6 +11,7 @@
 //!   ssl crates).
 //! - [`instance_norm`], [`layer_norm`], [`softmax_last_dim`], [`leaky_relu`], [`gelu`].
 //! - [`linear`]: `x Wᵀ + b` as one autograd node (GEMM forward, fused backward).
+//! - [`update`]: fused multi-threaded AdamW, squared-norm and EMA passes for the optimiser.
 //! - [`interp`]: bicubic, bilinear and trilinear resizing with PyTorch's `align_corners=False`
 //!   semantics, including the scale-factor mode.
 //!
@@ -45,6 +46,7 @@ mod modality;
 pub mod profile;
 mod linear;
 mod norm;
+pub mod update;
 
 pub use activation::{gelu, leaky_relu, softmax_last_dim};
 pub use conv::{

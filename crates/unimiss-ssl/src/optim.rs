@@ -202,14 +202,25 @@ impl AdamW {
             if o.set_to_none && fresh.is_none() {
                 p.has_grad = false;
             }
+            // Per-parameter clipping on the fused path: a factor the update applies.
+            let mut grad_scale = 1.0;
             if let Some(Some(g)) = &grad {
                 p.has_grad = true;
                 match (o.clip, global_scale) {
-                    (Clip::PerParam(c), _) if c > 0.0 => {
-                        let (g2, clipped) = clip_one(g, c)?;
-                        report.clipped += usize::from(clipped);
-                        grad = Some(Some(g2));
-                    }
+                    (Clip::PerParam(c), _) if c > 0.0 => match unimiss_ops::update::sum_sq(g) {
+                        Some(sq) => {
+                            let coef = clip_coef(sq.sqrt() as f32, c);
+                            if coef < 1.0 {
+                                report.clipped += 1;
+                                grad_scale = f64::from(coef);
+                            }
+                        }
+                        None => {
+                            let (g2, clipped) = clip_one(g, c)?;
+                            report.clipped += usize::from(clipped);
+                            grad = Some(Some(g2));
+                        }
+                    },
                     (Clip::GlobalNorm(_), Some(coef)) => {
                         report.clipped += 1;
                         grad = Some(Some((g * coef)?));
@@ -228,6 +239,29 @@ impl AdamW {
                 Group::NoDecay => 0.0,
             };
             let theta = theta.detach();
+            let step = p.state.as_ref().map_or(0, |s| s.step) + 1;
+            let fused = unimiss_ops::update::AdamWStep {
+                decay: if decay != 0.0 { 1.0 - o.lr * decay } else { 1.0 },
+                beta1: b1,
+                beta2: b2,
+                eps,
+                bias_correction1: 1.0 - b1.powi(step as i32),
+                bias_correction2: 1.0 - b2.powi(step as i32),
+                lr: o.lr,
+                grad_scale,
+            };
+            let st = p.state.as_ref();
+            let (m0, v0) = (st.map(|s| &s.exp_avg), st.map(|s| &s.exp_avg_sq));
+            if let Some((new, m, v)) = unimiss_ops::update::adamw(&theta, g.as_ref(), m0, v0, &fused)? {
+                if g.is_some() { report.stepped += 1 } else { report.stepped_zero_grad += 1 }
+                p.var.set(&new)?;
+                p.state = Some(ParamState { exp_avg: m, exp_avg_sq: v, step });
+                continue;
+            }
+            let g = match g {
+                Some(g) if grad_scale != 1.0 => Some((g * grad_scale)?),
+                g => g,
+            };
             let theta = if decay != 0.0 { theta.affine(1.0 - o.lr * decay, 0.0)? } else { theta };
             let st = match p.state.take() {
                 Some(s) => s,
@@ -262,9 +296,13 @@ impl AdamW {
 /// `clip_gradients` for one tensor: coef = clip/(‖g‖₂ + 1e-6), applied if < 1. Returns the
 /// (possibly scaled) gradient and whether it was scaled.
 pub fn clip_one(g: &Tensor, clip: f64) -> candle::Result<(Tensor, bool)> {
-    let norm = g.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
-    let coef = (clip as f32) / (norm + 1e-6);
+    let coef = clip_coef(g.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?, clip);
     if coef < 1.0 { Ok(((g * f64::from(coef))?, true)) } else { Ok((g.clone(), false)) }
+}
+
+/// `clip_gradients`' factor clip/(‖g‖₂ + 1e-6) (applied only when below 1).
+fn clip_coef(norm: f32, clip: f64) -> f32 {
+    (clip as f32) / (norm + 1e-6)
 }
 
 /// EMA teacher update paired BY NAME: θ_t ← m·θ_t + (1 − m)·θ_s for every teacher parameter.
@@ -274,7 +312,10 @@ pub fn ema_update(teacher: &BTreeMap<String, Var>, student: &BTreeMap<String, Va
         let Some(s) = student.get(name) else {
             candle::bail!("EMA: teacher parameter {name} has no student parameter of that name")
         };
-        let new = ((t.as_tensor() * m)? + (s.as_tensor().detach() * (1.0 - m))?)?;
+        let new = match unimiss_ops::update::ema(t.as_tensor(), s.as_tensor(), m)? {
+            Some(new) => new,
+            None => ((t.as_tensor() * m)? + (s.as_tensor().detach() * (1.0 - m))?)?,
+        };
         t.set(&new)?;
     }
     Ok(())

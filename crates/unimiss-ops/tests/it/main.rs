@@ -9,3 +9,4 @@ mod interp;
 mod modality;
 mod linear;
 mod norm;
+mod update;

@@ -1,0 +1,75 @@
+//! The fused optimiser passes against the same arithmetic written out per element in f64:
+//! AdamW (first step, later step with clipping factor, leftover zero gradient, decay), the
+//! squared norm and the EMA; `None` off the f32 CPU path.
+
+use candle::{DType, Result, Tensor};
+use unimiss_ops::update::{AdamWStep, adamw, ema, sum_sq};
+
+use crate::common::{Tol, assert_close, tensor, values};
+
+const F32: Tol = Tol { rel: 1e-5, abs: 1e-6 };
+
+fn f32t(seed: u64, n: usize) -> Result<Tensor> {
+    tensor(seed, &[n])?.to_dtype(DType::F32)
+}
+
+#[test]
+fn fused_adamw_matches_the_formula() -> Result<()> {
+    let n = 70_001; // more than one parallel chunk, not a multiple of it
+    let (theta, g, m, v) = (f32t(1, n)?, f32t(2, n)?, f32t(3, n)?, f32t(4, n)?.abs()?);
+    for (case, with_grad, with_state, decay, scale) in
+        [("first step", true, false, 1.0 - 1e-3 * 0.04, 1.0), ("clipped, decayed", true, true, 0.999, 0.3), ("zero grad", false, true, 1.0, 1.0)]
+    {
+        let s = AdamWStep {
+            decay,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            bias_correction1: 1.0 - 0.9f64.powi(3),
+            bias_correction2: 1.0 - 0.999f64.powi(3),
+            lr: 1e-3,
+            grad_scale: scale,
+        };
+        let (gt, mt, vt) = (with_grad.then_some(&g), with_state.then_some(&m), with_state.then_some(&v));
+        let (new, m1, v1) = adamw(&theta, gt, mt, vt, &s)?.expect("f32 CPU tensors take the fused path");
+        let (th, gv, mv, vv) = (values(&theta)?, values(&g)?, values(&m)?, values(&v)?);
+        let (mut want_t, mut want_m, mut want_v) = (vec![], vec![], vec![]);
+        for i in 0..n {
+            let gi = if with_grad { gv[i] * scale } else { 0.0 };
+            let (m0, v0) = if with_state { (mv[i], vv[i]) } else { (0.0, 0.0) };
+            let mi = 0.9 * m0 + 0.1 * gi;
+            let vi = 0.999 * v0 + 0.001 * gi * gi;
+            let denom = vi.sqrt() / s.bias_correction2.sqrt() + 1e-8;
+            want_t.push(th[i] * decay - s.lr / s.bias_correction1 * mi / denom);
+            want_m.push(mi);
+            want_v.push(vi);
+        }
+        assert_close(&format!("adamw {case} theta"), &values(&new)?, &want_t, F32);
+        assert_close(&format!("adamw {case} m"), &values(&m1)?, &want_m, F32);
+        assert_close(&format!("adamw {case} v"), &values(&v1)?, &want_v, F32);
+        assert_eq!(new.dims(), theta.dims());
+    }
+    let th64 = theta.to_dtype(DType::F64)?;
+    let s = AdamWStep { decay: 1.0, beta1: 0.9, beta2: 0.999, eps: 1e-8, bias_correction1: 0.1, bias_correction2: 0.001, lr: 1e-3, grad_scale: 1.0 };
+    assert!(adamw(&th64, None, None, None, &s)?.is_none(), "f64 must take the composed path");
+    assert!(adamw(&theta, Some(&f32t(5, 3)?), None, None, &s)?.is_none(), "mismatched sizes must be refused");
+    Ok(())
+}
+
+#[test]
+fn fused_norm_and_ema_match_the_formula() -> Result<()> {
+    let n = 100_003;
+    let (a, b) = (f32t(6, n)?, f32t(7, n)?);
+    let (av, bv) = (values(&a)?, values(&b)?);
+    let sq: f64 = av.iter().map(|x| x * x).sum();
+    let got = sum_sq(&a).expect("f32 CPU");
+    assert!((got - sq).abs() <= 1e-12 * sq, "sum_sq {got} vs {sq}");
+    assert!(sum_sq(&a.to_dtype(DType::F64)?).is_none());
+    // A non-contiguous view is refused rather than read in storage order.
+    assert!(sum_sq(&Tensor::zeros((3, 4), DType::F32, &candle::Device::Cpu)?.t()?).is_none());
+    let m = 0.996;
+    let want: Vec<f64> = av.iter().zip(&bv).map(|(x, y)| m * x + (1.0 - m) * y).collect();
+    assert_close("ema", &values(&ema(&a, &b, m)?.expect("f32 CPU"))?, &want, F32);
+    assert!(ema(&a, &f32t(8, 5)?, m)?.is_none());
+    Ok(())
+}
