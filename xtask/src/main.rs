@@ -13,6 +13,15 @@
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
+const USAGE: &str = "\
+Usage: cargo xtask [--cuda] [--nccl] <VERB> [ARGS...]
+
+Options read by xtask, before the verb:
+  --cuda  build the `unimiss` binary with CUDA (needs nvcc on PATH and CUDA_HOME; see README, GPUs)
+  --nccl  build with NCCL for multi-GPU data-parallel pretraining (implies --cuda)
+
+";
+
 fn project_root() -> PathBuf {
     // CARGO_MANIFEST_DIR is xtask/; the workspace root is its parent.
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -40,8 +49,15 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         args.remove(0);
     }
-    if args.is_empty() {
-        args.push("help".into());
+    if args.is_empty() || matches!(args[0].as_str(), "help" | "--help" | "-h") {
+        print!("{USAGE}");
+        args = vec!["help".into()];
+    }
+    // cargo's own lines (`Finished …`, `Running …`) are hidden with --quiet; a first build is
+    // long and otherwise silent, so say so when the binary is not built yet.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project_root().join("target"), PathBuf::from);
+    if !target.join("release/unimiss").exists() {
+        eprintln!("xtask: building the release `unimiss` binary first (about 15 minutes on 2 cores, once)");
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -49,7 +65,7 @@ fn run() -> anyhow::Result<ExitCode> {
     // the user meant; UNIMISS_ROOT tells it where the repository (and its shipped sample) is.
     let root = project_root();
     cmd.env("UNIMISS_ROOT", &root)
-        .arg("run")
+        .args(["run", "--quiet"])
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"))
         .args(["--release", "--package", "unimiss-cli", "--bin", "unimiss"]);

@@ -56,6 +56,19 @@ pub enum DataError {
         line: usize,
         reason: String,
     },
+    /// A manifest parses but cannot serve its purpose (no samples, missing or inconsistent
+    /// label/mask columns, a sample of the wrong modality).
+    #[error("{path}: {reason}")]
+    BadManifest { path: PathBuf, reason: String },
+    /// A class label outside `0..classes`: `what` is the sample of a manifest's label, or the
+    /// voxel of a label map.
+    #[error("{path}: {what}: label {label} outside the class range 0..{classes}")]
+    LabelOutOfRange {
+        path: PathBuf,
+        what: String,
+        label: i64,
+        classes: usize,
+    },
     /// A sample cannot be used with this configuration (wrong modality, too small, ...).
     #[error("{path}: {reason}")]
     BadSample { path: PathBuf, reason: String },
@@ -89,6 +102,8 @@ impl DataError {
             | DataError::UnsupportedDatatype { path, .. }
             | DataError::Image { path, .. }
             | DataError::Manifest { path, .. }
+            | DataError::BadManifest { path, .. }
+            | DataError::LabelOutOfRange { path, .. }
             | DataError::BadSample { path, .. } => Some(path),
             DataError::Config(_) | DataError::Candle(_) => None,
         }

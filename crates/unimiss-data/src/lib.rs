@@ -6,6 +6,11 @@
 //!
 //! - [`Manifest`]: our TSV format (`path  modality  [label]  [spacing]`, relative paths resolve
 //!   against the manifest's folder) and the official list format (whole lines).
+//!   [`LabelledManifest`]: the same TSV, same parser, with its mask columns and `#classes=`
+//!   header, [checked](LabelledManifest::check) against what a task needs ([`Targets`]).
+//! - [`dataset`]: labelled samples as network inputs and targets (normalised images and
+//!   volumes, masks, label maps, linear/nearest resizing); [`augment::spatial`]: the fine-tuning
+//!   augmentations, on the same per-sample RNG ([`augment::sample_rng`]) as pretraining's.
 //! - [`read_nifti`]: NIfTI-1/-2, `.nii`/`.nii.gz`, every real datatype, scaling, sform/qform,
 //!   returned in the order the official code feeds the model, (D, H, W) = (z, x, y).
 //!   [`read_image`]: PNG/JPEG, 8/16-bit, grey/RGB.
@@ -40,8 +45,11 @@
 //! ```
 
 pub mod augment;
+pub mod dataset;
 mod error;
+mod files;
 pub mod image2d;
+pub mod labelled;
 mod loader;
 pub mod manifest;
 pub mod nifti;
@@ -52,8 +60,10 @@ pub mod resample;
 pub mod subvolumes;
 
 pub use error::{DataError, Result};
+pub use files::{is_data_file, read_dir_sorted};
 pub use image2d::{Image2d, read_image};
 pub use loader::{EpochIter, LoaderConfig, OnBadSample, PairLoader, ViewPair};
+pub use labelled::{LabelledManifest, LabelledSample, Targets};
 pub use manifest::{Manifest, Modality, Sample};
 pub use nifti::{NiftiHeader, NiftiImage, Volume, read_nifti, read_nifti_image};
 pub use pipeline::Pipeline;

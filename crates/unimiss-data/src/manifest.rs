@@ -1,63 +1,24 @@
-//! Sample lists: our TSV manifest and the official list-file format.
+//! Sample lists: our TSV manifest (one parser for unlabelled and labelled manifests) and the
+//! official list-file format.
 //!
 //! **TSV manifest** (`data-manifests/*.tsv`): one sample per line, tab-separated columns
-//! `path  modality  [label]  [spacing]`. `modality` is `2d` or `3d`; `label` is free text
-//! (empty or `-` for none); `spacing` is `sx,sy,sz` in mm in the NIfTI (x, y, z) order. Relative
-//! paths resolve against the manifest file's folder. Blank lines and lines starting with `#` are
-//! skipped, as is a first line starting with `path<TAB>` (a column header). Paths may contain
-//! spaces.
+//! `path  modality  [label]  [spacing]  [mask…]`. `modality` is `2d` or `3d`; `label` is free
+//! text (empty or `-` for none); `spacing` is `sx,sy,sz` in mm in the NIfTI (x, y, z) order; the
+//! mask columns (labelled manifests only, [`crate::labelled`]) are file paths. Relative paths
+//! resolve against the manifest file's folder. Blank lines and lines starting with `#` are
+//! skipped, except `#classes=a,b,…`, which names the classes of a labelled manifest; a line
+//! starting with `path<TAB>` before the first sample is a column header. Paths may contain
+//! spaces. [`Manifest`] (pretraining) refuses mask columns rather than dropping them.
 //!
 //! **Official list** (`2D_images.txt`, `3D_images.txt`): one path per line, relative to a data
 //! root. Unlike the official loader, which keeps only the first whitespace token, the whole line
 //! is the path (so paths with spaces work); an optional label follows a TAB.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
+
+pub use unimiss_ops::Modality;
 
 use crate::error::{DataError, Result};
-
-/// Which pipeline a sample goes through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Modality {
-    /// An X-ray or other 2D image (PNG/JPEG).
-    Image2d,
-    /// A CT volume or sub-volume (NIfTI).
-    Volume3d,
-}
-
-impl fmt::Display for Modality {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Modality::Image2d => "2d",
-            Modality::Volume3d => "3d",
-        })
-    }
-}
-
-impl FromStr for Modality {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "2d" | "image2d" => Ok(Modality::Image2d),
-            "3d" | "volume3d" => Ok(Modality::Volume3d),
-            other => Err(format!("modality {other:?} is neither 2d nor 3d")),
-        }
-    }
-}
-
-impl Modality {
-    /// Guesses the modality from a file name: `.nii`/`.nii.gz` are volumes, anything else images.
-    pub fn from_path(p: &Path) -> Modality {
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().to_ascii_lowercase());
-        match name {
-            Some(n) if n.ends_with(".nii") || n.ends_with(".nii.gz") => Modality::Volume3d,
-            _ => Modality::Image2d,
-        }
-    }
-}
 
 /// One entry of a manifest.
 #[derive(Clone, Debug, PartialEq)]
@@ -86,7 +47,7 @@ pub fn resolve(base: &Path, p: &str) -> PathBuf {
     }
 }
 
-fn read_text(path: &Path) -> Result<String> {
+pub(crate) fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     String::from_utf8(bytes).map_err(|e| DataError::Manifest {
         path: path.to_path_buf(),
@@ -104,54 +65,10 @@ impl Manifest {
         Self::parse(&text, base, path)
     }
 
-    /// Parses TSV manifest text; `origin` names the source in errors.
+    /// Parses TSV manifest text; `origin` names the source in errors. Mask columns are an error.
     pub fn parse(text: &str, base: &Path, origin: &Path) -> Result<Self> {
-        let mut samples = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim_end_matches('\r');
-            if line.trim().is_empty()
-                || line.starts_with('#')
-                || (i == 0 && line.starts_with("path\t"))
-            {
-                continue;
-            }
-            let err = |reason: String| DataError::Manifest {
-                path: origin.to_path_buf(),
-                line: i + 1,
-                reason,
-            };
-            let cols: Vec<&str> = line.split('\t').collect();
-            if cols.len() < 2 || cols.len() > 4 {
-                return Err(err(format!(
-                    "expected 2 to 4 tab-separated columns (path, modality, [label], [spacing]), found {}",
-                    cols.len()
-                )));
-            }
-            if cols[0].trim().is_empty() {
-                return Err(err("empty path".into()));
-            }
-            let modality = cols[1].parse::<Modality>().map_err(err)?;
-            let label = cols
-                .get(2)
-                .map(|s| s.trim())
-                .filter(|s| !s.is_empty() && *s != "-")
-                .map(String::from);
-            let spacing = match cols
-                .get(3)
-                .map(|s| s.trim())
-                .filter(|s| !s.is_empty() && *s != "-")
-            {
-                None => None,
-                Some(s) => Some(parse_spacing(s).map_err(err)?),
-            };
-            samples.push(Sample {
-                path: resolve(base, cols[0]),
-                modality,
-                label,
-                spacing,
-            });
-        }
-        Ok(Manifest { samples })
+        let table = parse_table(text, base, origin, false)?;
+        Ok(Manifest { samples: table.rows.into_iter().map(|r| r.sample).collect() })
     }
 
     /// Reads an official list file: each whole line is a path relative to `root` (label after a
@@ -200,21 +117,93 @@ impl Manifest {
 
     /// The manifest as TSV text (paths written as given).
     pub fn to_tsv(&self) -> String {
-        let mut s = String::from("path\tmodality\tlabel\tspacing\n");
-        for x in &self.samples {
-            let sp = x
-                .spacing
-                .map(|[a, b, c]| format!("{a},{b},{c}"))
-                .unwrap_or_else(|| "-".into());
-            let label = x.label.clone().unwrap_or_else(|| "-".into());
-            s.push_str(&format!(
-                "{}\t{}\t{label}\t{sp}\n",
-                x.path.display(),
-                x.modality
-            ));
-        }
-        s
+        write_table(&[], self.samples.iter().map(|s| (s, &[][..])), |p| p.display().to_string())
     }
+}
+
+/// One row of a manifest: a sample and its mask files (none unless the manifest has mask
+/// columns).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelledSample {
+    pub sample: Sample,
+    /// Mask files, in column order (none for classification).
+    pub masks: Vec<PathBuf>,
+}
+
+/// A parsed TSV manifest: the `#classes=` names and the rows.
+pub(crate) struct Table {
+    pub classes: Vec<String>,
+    pub rows: Vec<LabelledSample>,
+}
+
+/// The one TSV manifest parser (see the module docs). With `masks` false, lines of more than
+/// four columns are an error.
+pub(crate) fn parse_table(text: &str, base: &Path, origin: &Path, masks: bool) -> Result<Table> {
+    let mut table = Table { classes: Vec::new(), rows: Vec::new() };
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if let Some(c) = line.strip_prefix("#classes=") {
+            table.classes = c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            continue;
+        }
+        if line.trim().is_empty() || line.starts_with('#') || (table.rows.is_empty() && line.starts_with("path\t")) {
+            continue;
+        }
+        let err = |reason: String| DataError::Manifest { path: origin.to_path_buf(), line: i + 1, reason };
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() < 2 || (!masks && cols.len() > 4) {
+            return Err(err(if masks {
+                format!(
+                    "expected at least 2 tab-separated columns (path, modality, [label], [spacing], [mask…]), found {}",
+                    cols.len()
+                )
+            } else {
+                format!(
+                    "expected 2 to 4 tab-separated columns (path, modality, [label], [spacing]), found {}",
+                    cols.len()
+                )
+            }));
+        }
+        if cols[0].trim().is_empty() {
+            return Err(err("empty path".into()));
+        }
+        let modality = cols[1].parse::<Modality>().map_err(err)?;
+        let opt = |k: usize| cols.get(k).map(|s| s.trim()).filter(|s| !s.is_empty() && *s != "-");
+        let spacing = opt(3).map(parse_spacing).transpose().map_err(err)?;
+        let sample = Sample { path: resolve(base, cols[0]), modality, label: opt(2).map(String::from), spacing };
+        let masks = (4..cols.len()).filter_map(opt).map(|p| resolve(base, p)).collect();
+        table.rows.push(LabelledSample { sample, masks });
+    }
+    Ok(table)
+}
+
+/// The one TSV manifest writer: `#classes=` (when given), the header, one line per row with
+/// paths written by `path`.
+pub(crate) fn write_table<'a>(
+    classes: &[String],
+    rows: impl Iterator<Item = (&'a Sample, &'a [PathBuf])>,
+    path: impl Fn(&Path) -> String,
+) -> String {
+    let mut s = String::new();
+    if !classes.is_empty() {
+        s.push_str(&format!("#classes={}\n", classes.join(",")));
+    }
+    let mut body = String::new();
+    let mut any_mask = false;
+    for (x, masks) in rows {
+        let sp = x.spacing.map(|[a, b, c]| format!("{a},{b},{c}")).unwrap_or_else(|| "-".into());
+        let label = x.label.as_deref().unwrap_or("-");
+        body.push_str(&format!("{}\t{}\t{label}\t{sp}", path(&x.path), x.modality));
+        for m in masks {
+            any_mask = true;
+            body.push('\t');
+            body.push_str(&path(m));
+        }
+        body.push('\n');
+    }
+    s.push_str(if any_mask { "path\tmodality\tlabel\tspacing\tmask\n" } else { "path\tmodality\tlabel\tspacing\n" });
+    s.push_str(&body);
+    s
 }
 
 /// Parses `a,b,c` (positive finite numbers).

@@ -11,7 +11,9 @@ use crate::augment::kernels::Taps;
 use crate::error::{DataError, Result};
 use crate::nifti::NiftiImage;
 
-fn linear_axis(data: &[f32], dims: [usize; 3], axis: usize, out: usize) -> Vec<f32> {
+/// Linear resampling of one axis of an x-fastest `dims` grid to `out` samples (half-pixel
+/// taps, edges clamped).
+pub(crate) fn linear_axis(data: &[f32], dims: [usize; 3], axis: usize, out: usize) -> Vec<f32> {
     let taps = Taps::bilinear(dims[axis], out);
     let mut nd = dims;
     nd[axis] = out;

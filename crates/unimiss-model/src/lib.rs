@@ -2,10 +2,12 @@
 //! to the official PyTorch implementation, with official checkpoint loading.
 //!
 //! - [`Mit`]: encoder + U-like decoder. The input's rank picks the modality once
-//!   ([`Spatial::Planar`] for `[B, 3, H, W]`, [`Spatial::Volumetric`] for `[B, 1, D, H, W]`);
+//!   ([`Modality::Image2d`] for `[B, 3, H, W]`, [`Modality::Volume3d`] for `[B, 1, D, H, W]`;
+//!   the one 2D/3D type of the workspace, defined in `unimiss-ops` and re-exported here);
 //!   the transformer blocks and class-token projections are shared, the patch embeddings,
 //!   spatial-reduction convolutions and positional tables exist per modality.
 //! - [`Head`]: DINO projection head; [`MitWithHead`]: the official `ModuleWrapper`.
+//! - [`Conv`], [`ConvBlock`], [`UpConv`]: the convolution layers of the decoder, for task heads.
 //! - [`checkpoint`]: `.pth` (teacher/student) and safetensors loading with name/shape checks.
 //! - [`MitConfig::tiny`] / [`MitConfig::small`] with the official defaults (224, 16×96×96, no
 //!   drop-path), sizes overridable; positional tables are resized exactly as upstream for other
@@ -45,7 +47,7 @@ pub mod init;
 mod mit;
 mod nn;
 mod pos_embed;
-pub use unimiss_ops::profile;
+pub mod profile;
 mod spatial;
 mod stage;
 
@@ -54,4 +56,6 @@ pub use encoder::EncoderOutput;
 pub use head::{Head, MitWithHead, is_frozen};
 pub use init::SeededVarMap;
 pub use mit::{DenseOutput, Mit};
-pub use spatial::{Grid, Spatial};
+pub use nn::{Conv, ConvBlock, ConvSpec, UpConv};
+pub use spatial::Grid;
+pub use unimiss_ops::Modality;

@@ -1,12 +1,15 @@
-//! Layers: linear, layer norm, MLP, convolution blocks (2D or 3D by [`Spatial`]), transposed
+//! Layers: linear, layer norm, MLP, convolution blocks (2D or 3D by [`Modality`]), transposed
 //! convolutions. Initialisation hints follow the official `_init_weights`.
+//!
+//! [`Conv`], [`ConvBlock`] and [`UpConv`] are public: task heads (the segmentation decoder of
+//! `unimiss-tasks`) build on them rather than on copies.
 
 use candle::{Result, Tensor, bail};
 use candle_nn::{Init, VarBuilder};
 use unimiss_ops::{ConvParams, ConvTransposeParams, conv_transpose2d, conv_transpose3d, conv2d, conv3d};
 
 use crate::profile::time;
-use crate::spatial::Spatial;
+use unimiss_ops::Modality;
 
 /// `trunc_normal_(std=0.02)` with absolute bounds ±2, i.e. an untruncated N(0, 0.02²) in practice.
 pub(crate) const TRUNC_NORMAL_02: Init = Init::Randn { mean: 0.0, stdev: 0.02 };
@@ -33,19 +36,7 @@ impl Linear {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        time("linear", || {
-            let dims = x.dims();
-            let Some((&inp, lead)) = dims.split_last() else { bail!("linear: scalar input") };
-            let m: usize = lead.iter().product();
-            let y = x.reshape((m, inp))?.matmul(&self.weight.t()?)?;
-            let y = match &self.bias {
-                Some(b) => y.broadcast_add(b)?,
-                None => y,
-            };
-            let mut out = lead.to_vec();
-            out.push(self.weight.dim(0)?);
-            y.reshape(out)
-        })
+        time("linear", || unimiss_ops::linear(x, &self.weight, self.bias.as_ref()))
     }
 }
 
@@ -90,19 +81,21 @@ impl Mlp {
 }
 
 /// A convolution with a cubic kernel, 2D or 3D. `stride`/`padding` are given as `[d, h, w]`;
-/// the 2D form uses `[h, w]`.
+/// the 2D form uses `[h, w]`. Parameters `weight` `[out, in, k, k(, k)]` and `bias`.
 #[derive(Clone, Debug)]
-pub(crate) struct Conv {
+pub struct Conv {
     weight: Tensor,
     bias: Option<Tensor>,
-    spatial: Spatial,
+    modality: Modality,
     stride: [usize; 3],
     padding: [usize; 3],
     label: &'static str,
 }
 
-/// Shape of a convolution: channels, kernel, stride, padding, bias.
-pub(crate) struct ConvSpec {
+/// Shape of a convolution: channels, kernel, stride, padding, bias; `label` names it in
+/// [`crate::profile`] timings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
     pub inp: usize,
     pub out: usize,
     pub kernel: usize,
@@ -112,49 +105,57 @@ pub(crate) struct ConvSpec {
     pub label: &'static str,
 }
 
+impl ConvSpec {
+    /// Stride 1, padding `kernel / 2` ("same" size for odd kernels).
+    pub fn same(inp: usize, out: usize, kernel: usize, bias: bool, label: &'static str) -> Self {
+        Self { inp, out, kernel, stride: [1; 3], padding: kernel / 2, bias, label }
+    }
+}
+
 impl Conv {
     /// Official init: kaiming_normal(fan_out, ReLU gain); bias PyTorch default uniform.
-    pub(crate) fn new(spatial: Spatial, spec: &ConvSpec, vb: VarBuilder) -> Result<Self> {
-        let taps = spatial.kernel_volume(spec.kernel);
+    pub fn new(modality: Modality, spec: &ConvSpec, vb: VarBuilder) -> Result<Self> {
+        let taps = modality.kernel_volume(spec.kernel);
         let stdev = (2.0 / (spec.out * taps) as f64).sqrt();
         let weight = vb.get_with_hints(
-            spatial.kernel_shape(spec.out, spec.inp, spec.kernel),
+            modality.kernel_shape(spec.out, spec.inp, spec.kernel),
             "weight",
             Init::Randn { mean: 0.0, stdev },
         )?;
         let bias = if spec.bias { Some(vb.get_with_hints(spec.out, "bias", default_uniform(spec.inp * taps))?) } else { None };
-        Ok(Self { weight, bias, spatial, stride: spec.stride, padding: [spec.padding; 3], label: spec.label })
+        Ok(Self { weight, bias, modality, stride: spec.stride, padding: [spec.padding; 3], label: spec.label })
     }
 
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let [sd, sh, sw] = self.stride;
         let [pd, ph, pw] = self.padding;
-        time(self.label, || match self.spatial {
-            Spatial::Planar => conv2d(x, &self.weight, self.bias.as_ref(), &ConvParams::new([sh, sw], [ph, pw])),
-            Spatial::Volumetric => conv3d(x, &self.weight, self.bias.as_ref(), &ConvParams::new([sd, sh, sw], [pd, ph, pw])),
+        time(self.label, || match self.modality {
+            Modality::Image2d => conv2d(x, &self.weight, self.bias.as_ref(), &ConvParams::new([sh, sw], [ph, pw])),
+            Modality::Volume3d => conv3d(x, &self.weight, self.bias.as_ref(), &ConvParams::new([sd, sh, sw], [pd, ph, pw])),
         })
     }
 }
 
 /// `Conv{2,3}dBlock`: convolution without bias → InstanceNorm (affine, eps 1e-5) → LeakyReLU(0.01).
-/// Keys `conv.weight`, `norm.weight`, `norm.bias`.
+/// Keys `conv.weight`, `norm.weight`, `norm.bias`. A map of one spatial element is an error
+/// (instance norm would divide by zero variance).
 #[derive(Clone, Debug)]
-pub(crate) struct ConvBlock {
+pub struct ConvBlock {
     conv: Conv,
     norm_weight: Tensor,
     norm_bias: Tensor,
 }
 
 impl ConvBlock {
-    pub(crate) fn new(spatial: Spatial, spec: &ConvSpec, vb: VarBuilder) -> Result<Self> {
-        let conv = Conv::new(spatial, spec, vb.pp("conv"))?;
+    pub fn new(modality: Modality, spec: &ConvSpec, vb: VarBuilder) -> Result<Self> {
+        let conv = Conv::new(modality, spec, vb.pp("conv"))?;
         let norm = vb.pp("norm");
         let norm_weight = norm.get_with_hints(spec.out, "weight", Init::Const(1.0))?;
         let norm_bias = norm.get_with_hints(spec.out, "bias", Init::Const(0.0))?;
         Ok(Self { conv, norm_weight, norm_bias })
     }
 
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.conv.forward(x)?;
         let cells: usize = y.dims()[2..].iter().product();
         if cells <= 1 {
@@ -167,25 +168,25 @@ impl ConvBlock {
 
 /// `ConvTranspose{2,3}d(in, out, kernel = stride = 2, bias)`, weight `[in, out, 2, 2(, 2)]`.
 #[derive(Clone, Debug)]
-pub(crate) struct UpConv {
+pub struct UpConv {
     weight: Tensor,
     bias: Tensor,
-    spatial: Spatial,
+    modality: Modality,
 }
 
 impl UpConv {
     /// PyTorch default init (the official init function does not touch transposed convs).
-    pub(crate) fn new(spatial: Spatial, inp: usize, out: usize, vb: VarBuilder) -> Result<Self> {
-        let fan_in = out * spatial.kernel_volume(2);
-        let weight = vb.get_with_hints(spatial.kernel_shape(inp, out, 2), "weight", default_uniform(fan_in))?;
+    pub fn new(modality: Modality, inp: usize, out: usize, vb: VarBuilder) -> Result<Self> {
+        let fan_in = out * modality.kernel_volume(2);
+        let weight = vb.get_with_hints(modality.kernel_shape(inp, out, 2), "weight", default_uniform(fan_in))?;
         let bias = vb.get_with_hints(out, "bias", default_uniform(fan_in))?;
-        Ok(Self { weight, bias, spatial })
+        Ok(Self { weight, bias, modality })
     }
 
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        time("conv_transpose", || match self.spatial {
-            Spatial::Planar => conv_transpose2d(x, &self.weight, Some(&self.bias), &ConvTransposeParams::new([2, 2])),
-            Spatial::Volumetric => conv_transpose3d(x, &self.weight, Some(&self.bias), &ConvTransposeParams::new([2, 2, 2])),
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        time("conv_transpose", || match self.modality {
+            Modality::Image2d => conv_transpose2d(x, &self.weight, Some(&self.bias), &ConvTransposeParams::new([2, 2])),
+            Modality::Volume3d => conv_transpose3d(x, &self.weight, Some(&self.bias), &ConvTransposeParams::new([2, 2, 2])),
         })
     }
 }

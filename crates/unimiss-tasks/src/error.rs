@@ -23,6 +23,9 @@ pub enum TaskError {
     Candle(#[from] candle::Error),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// Reading a manifest, image, volume or mask failed (the error names the file).
+    #[error(transparent)]
+    Data(#[from] unimiss_data::DataError),
     /// The training runtime (optimiser, checkpoints, log) failed.
     #[error(transparent)]
     Runtime(Box<unimiss_ssl::SslError>),

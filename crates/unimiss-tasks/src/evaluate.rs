@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use crate::error::{Result, TaskError};
 use crate::finetune::load_net;
 use crate::infer::predict_probs;
-use crate::labelled::LabelledManifest;
 use crate::metrics::classification::argmax;
 use crate::metrics::classification_report;
 use crate::nets::TaskNet;
@@ -24,7 +23,7 @@ use crate::seg_infer::{predict_seg, seg_report, write_seg_prediction};
 /// (per class) and `hd95_unit` instead ([`seg_report`]).
 pub fn evaluate(weights: &Path, test: &Path, dev: &Device) -> Result<Value> {
     let (meta, net) = load_net(weights, dev)?;
-    let m = LabelledManifest::read(test)?;
+    let m = meta.task.read_manifest(test)?;
     let k = meta.classes.len();
     let net = match net {
         TaskNet::Cls(n) => n,
@@ -38,7 +37,7 @@ pub fn evaluate(weights: &Path, test: &Path, dev: &Device) -> Result<Value> {
             return Ok(report);
         }
     };
-    let labels = (0..m.samples.len()).map(|i| m.class_index(i, k, test)).collect::<Result<Vec<_>>>()?;
+    let labels = m.class_indices(k, test)?;
     let paths: Vec<&Path> = m.samples.iter().map(|s| s.sample.path.as_path()).collect();
     let probs = predict_probs(&net, meta.task, &paths, &meta.config, meta.config.tta_2d, dev)?;
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();

@@ -23,24 +23,22 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use unimiss_model::checkpoint::Which;
-use unimiss_model::{MitConfig, SeededVarMap};
+use unimiss_model::{MitConfig, Modality, SeededVarMap};
 use unimiss_ssl::checkpoint::{self, Snapshot};
 use unimiss_ssl::log::{JsonlLog, TaskEpochRecord, TaskStepRecord, rss_mb};
 use unimiss_ssl::optim::{AdamW, Clip, Decay, StepOptions};
 
-use crate::augment::Augmenter;
 use crate::labelled::LabelledSample;
 use crate::segment::{mean_dice, seg_batch, seg_channels, seg_cases, seg_loss};
 
 use crate::ckpt::{TaskMeta, assign, load_weights, save_weights};
 use crate::config::FinetuneConfig;
-use crate::dataset::random_flips;
 use crate::error::{Result, TaskError};
 use crate::infer::{input_of, predict_probs};
 use crate::labelled::LabelledManifest;
 use crate::losses::cross_entropy;
 use crate::metrics::classification_metrics;
-use crate::nets::{ClsNet, SegNet, Task, TaskNet, load_pretrained};
+use crate::nets::{ClsNet, SegNet, Task, TaskKind, TaskNet, load_pretrained};
 
 /// Checkpoints kept in a fine-tuning run directory.
 const KEEP: usize = 2;
@@ -94,6 +92,23 @@ struct State {
     history: Vec<(f64, f64)>,
 }
 
+/// Check every image, volume and mask of a labelled manifest before the first step (in
+/// parallel); a problem stops the run with the list (file, entry, reason).
+fn preflight(m: &LabelledManifest, origin: &Path) -> Result<()> {
+    use unimiss_data::preflight::{Entry, check_entries};
+    let entries: Vec<Entry> = m
+        .samples
+        .iter()
+        .flat_map(|s| {
+            std::iter::once(&s.sample.path)
+                .chain(&s.masks)
+                .map(|p| Entry { path: p.clone(), modality: s.sample.modality, line: None })
+        })
+        .collect();
+    let report = check_entries(Some(origin.to_path_buf()), &entries);
+    if report.is_clean() { Ok(()) } else { Err(TaskError::file(origin, report)) }
+}
+
 /// The MiT configuration of a fine-tuning config.
 pub fn mit_config(cfg: &FinetuneConfig) -> Result<MitConfig> {
     Ok(MitConfig::for_run(&cfg.arch, cfg.input_2d, cfg.input_3d)?)
@@ -106,9 +121,10 @@ pub fn build_net(meta: &TaskMeta, dev: &Device) -> Result<(VarMap, TaskNet)> {
     let vb = SeededVarMap::var_builder(&vm, meta.config.seed, DType::F32, dev);
     let cfg = mit_config(&meta.config)?;
     let k = meta.classes.len();
-    let net = match meta.task {
-        Task::Seg3d | Task::Seg2d => TaskNet::Seg(SegNet::new(&cfg, meta.task.spatial(), k, meta.task == Task::Seg3d, vb)?),
-        Task::Cls3d | Task::Cls2d => TaskNet::Cls(ClsNet::new(&cfg, meta.task.spatial(), k, vb)?),
+    let (kind, modality) = (meta.task.kind(), meta.task.modality());
+    let net = match kind {
+        TaskKind::Segmentation => TaskNet::Seg(SegNet::new(&cfg, modality, k, modality == Modality::Volume3d, vb)?),
+        TaskKind::Classification => TaskNet::Cls(ClsNet::new(&cfg, modality, k, vb)?),
     };
     Ok((vm, net))
 }
@@ -144,7 +160,7 @@ fn val_metric(net: &TaskNet, job: &FinetuneJob, val: &LabelledManifest, classes:
     };
     let paths: Vec<&Path> = val.samples.iter().map(|s| s.sample.path.as_path()).collect();
     let probs = predict_probs(net, job.task, &paths, &job.config, false, dev)?;
-    let labels = (0..val.samples.len()).map(|i| val.class_index(i, classes, &job.val)).collect::<Result<Vec<_>>>()?;
+    let labels = val.class_indices(classes, &job.val)?;
     let m = classification_metrics(&probs, &labels)?;
     Ok(match m.auc {
         Some(auc) => ("auc", auc),
@@ -156,22 +172,18 @@ fn val_metric(net: &TaskNet, job: &FinetuneJob, val: &LabelledManifest, classes:
 pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -> Result<FinetuneOutcome> {
     let cfg = &job.config;
     cfg.validate()?;
-    let train = LabelledManifest::read(&job.train)?;
-    let val = LabelledManifest::read(&job.val)?;
-    for (m, p) in [(&train, &job.train), (&val, &job.val)] {
-        let want = job.task.spatial().tag().to_ascii_lowercase();
-        if let Some(s) = m.samples.iter().find(|s| s.sample.modality.to_string() != want) {
-            return Err(TaskError::file(p, format!("{}: modality {} does not fit task {}", s.sample.path.display(), s.sample.modality, job.task)));
-        }
-    }
+    let train = job.task.read_manifest(&job.train)?;
+    let val = job.task.read_manifest(&job.val)?;
+    preflight(&train, &job.train)?;
+    preflight(&val, &job.val)?;
     let seg = job.task.is_segmentation();
     let classes = if seg { seg_channels(job.task, &train, &job.train)? } else { class_names(&train, &job.train)? };
     let k = classes.len();
     let labels = match seg {
         true => vec![],
-        false => (0..train.samples.len()).map(|i| train.class_index(i, k, &job.train)).collect::<Result<Vec<_>>>()?,
+        false => train.class_indices(k, &job.train)?,
     };
-    let augmenter = Augmenter::preset(job.task, cfg.seed);
+    let augmenter = job.task.augmenter(cfg.seed);
     let meta = TaskMeta { task: job.task, classes: classes.clone(), config: cfg.clone() };
     std::fs::create_dir_all(&job.output).map_err(|e| TaskError::file(&job.output, e))?;
     let (vm, net) = build_net(&meta, dev)?;
@@ -224,7 +236,7 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
             let loss = match &net {
                 TaskNet::Seg(sn) => {
                     let samples: Vec<&LabelledSample> = idxs.iter().map(|&i| &train.samples[i]).collect();
-                    let (x, y) = seg_batch(job.task, &samples, &idxs, k, cfg, augmenter.as_ref().map(|a| (a, epoch)), dev)?;
+                    let (x, y) = seg_batch(job.task, &samples, &idxs, k, cfg, Some((&augmenter, epoch)), dev)?;
                     seg_loss(sn, job.task, &x, &y, cfg)?
                 }
                 TaskNet::Cls(cn) => {
@@ -233,7 +245,7 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
                     for &idx in &idxs {
                         let (mut x, shape) = input_of(job.task, &train.samples[idx].sample.path, cfg)?;
                         let dims: [usize; 3] = if shape.len() == 4 { [shape[1], shape[2], shape[3]] } else { [1, shape[1], shape[2]] };
-                        random_flips(&mut [(&mut x, shape[0])], dims, &mut rng);
+                        augmenter.apply_image(&mut x, shape[0], dims, epoch, idx);
                         xs.push(Tensor::from_vec(x, shape, dev)?);
                         ys.push(labels[idx] as u32);
                     }

@@ -3,10 +3,13 @@
 //! The documented layout (`docs/tasks.md`, and what `phantoms` and `predict` write) keeps a mask
 //! beside its image under the image's name plus a suffix: `case_000_seg.nii.gz` next to
 //! `case_000.nii.gz`, `case_000_liver.png` next to `case_000.png`. A file `T_S.ext` of a folder
-//! is taken for such a mask, and skipped, when the folder also holds an image `T.<ext>` and
-//! - for NIfTI: the suffix `S` is `seg`, `label`, `labels` or `mask` (case-insensitive);
-//! - for PNG/JPEG: the file holds at most two grey values (a binary mask), so a second genuine
-//!   image such as `scan_2.png` beside `scan.png` is still predicted.
+//! is taken for such a mask, and skipped, when the folder also holds an image `T.<ext>` and the
+//! file holds a mask:
+//! - NIfTI: only non-negative integers, at most 256 distinct values (a label map; a CT has
+//!   negative HU);
+//! - PNG/JPEG: at most two grey values (a binary mask);
+//!
+//! so a second genuine image such as `scan_2.png` beside `scan.png` is still predicted.
 //!
 //! A single file given as input is always predicted.
 
@@ -53,15 +56,33 @@ fn is_binary_image(p: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// Whether a NIfTI volume holds only non-negative integers, at most 256 distinct values.
+fn is_label_volume(p: &Path) -> Result<bool> {
+    let v = unimiss_data::read_nifti(p).map_err(|e| TaskError::file(p, e))?;
+    let mut seen = BTreeSet::new();
+    let mut last = f32::NAN;
+    for &x in &v.data {
+        if x == last {
+            continue;
+        }
+        if x < 0.0 || x.fract() != 0.0 || (seen.insert(x as u32) && seen.len() > 256) {
+            return Ok(false);
+        }
+        last = x;
+    }
+    Ok(true)
+}
+
 /// Whether `p` is the mask of another image of `stems` (same folder), by the rule above.
 fn is_mask_of_sibling(p: &Path, stems: &BTreeSet<String>) -> Result<bool> {
     let stem = file_stem(p);
-    // the longest image name that `stem` extends by `_SUFFIX` (suffixes may hold `_`)
-    let Some((_, suffix)) = stem.match_indices('_').map(|(i, _)| (&stem[..i], &stem[i + 1..])).filter(|(b, _)| !b.is_empty() && stems.contains(*b)).last() else {
+    // an image name that `stem` extends by `_SUFFIX` (suffixes may hold `_`)
+    let extends_an_image = stem.match_indices('_').any(|(i, _)| i > 0 && stems.contains(&stem[..i]));
+    if !extends_an_image {
         return Ok(false);
-    };
+    }
     if is_nifti(p) {
-        return Ok(["seg", "label", "labels", "mask"].contains(&suffix.to_ascii_lowercase().as_str()));
+        return is_label_volume(p);
     }
     is_binary_image(p)
 }

@@ -12,16 +12,13 @@
 //! # Ok::<(), unimiss_tasks::TaskError>(())
 //! ```
 
-pub mod augment;
 pub mod ckpt;
 pub mod config;
-pub mod dataset;
 pub mod error;
 pub mod evaluate;
 pub mod finetune;
 pub mod infer;
 pub mod inputs;
-pub mod labelled;
 pub mod losses;
 pub mod metrics;
 pub mod nets;
@@ -34,3 +31,8 @@ pub mod sliding;
 pub mod zoom;
 
 pub use error::{Result, TaskError};
+
+/// Labelled manifests, input/target reading and the fine-tuning augmentations live in
+/// `unimiss-data` (one manifest parser, one per-sample RNG); re-exported under their old paths.
+pub use unimiss_data::augment::spatial as augment;
+pub use unimiss_data::{dataset, labelled};

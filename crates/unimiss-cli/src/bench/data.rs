@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use serde_json::json;
-use unimiss_data::{LoaderConfig, Manifest, Modality, PairLoader, Sample};
+use unimiss_data::{LoaderConfig, Manifest, Modality, PairLoader, Sample, read_dir_sorted};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,12 +32,7 @@ pub struct Args {
 const PYTHON_PER_CPU_S: [(&str, f64); 2] = [("2d", 21.6), ("3d", 24.2)];
 
 fn list(dir: &Path, m: Modality) -> anyhow::Result<Vec<Sample>> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| Modality::from_path(p) == m)
-        .collect();
-    v.sort();
+    let v: Vec<PathBuf> = read_dir_sorted(dir)?.into_iter().filter(|p| Modality::from_path(p) == m).collect();
     Ok(v.into_iter().map(|path| Sample { path, modality: m, label: None, spacing: None }).collect())
 }
 

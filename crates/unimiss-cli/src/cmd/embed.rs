@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use candle::{DType, Device, Tensor};
 use unimiss_model::checkpoint::{self, KeyPolicy, Loaded, Which};
 use unimiss_model::{Arch, MitConfig};
+use unimiss_ops::interp::{Resize, interpolate_trilinear3d};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -68,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let inputs = match (&args.inputs, &args.image) {
         (Some(p), _) => candle::safetensors::load(p, &dev).with_context(|| format!("reading {}", p.display()))?,
-        (None, Some(p)) => single_image(p)?,
+        (None, Some(p)) => single_image(p, size3[0])?,
         (None, None) => bail!("give --inputs or --image"),
     };
     let batch = args.batch.max(1);
@@ -80,6 +81,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if !(matches!(x.rank(), 4 | 5) && x.dtype() == DType::F32) {
             eprintln!("embed: skipping {name}: {:?} {:?} is not a rank-4/5 f32 batch", x.dtype(), x.dims());
             continue;
+        }
+        if x.rank() == 5 && x.dim(2)? != size3[0] {
+            bail!(
+                "{name}: depth {} does not match the depth the weights were built for ({}; --img-size-3d D,H,W): \
+                 the 3D positional table is resized in height and width only, as in the official code",
+                x.dim(2)?,
+                size3[0]
+            );
         }
         let n = x.dim(0)?;
         let start = Instant::now();
@@ -106,14 +115,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// `--image`: one PNG/JPEG as `[1, 3, H, W]` or one NIfTI volume as `[1, 1, D, H, W]`, under the
-/// file name.
-fn single_image(path: &Path) -> anyhow::Result<HashMap<String, Tensor>> {
+/// file name. A volume of another depth than the model's `depth` is resized in depth
+/// (trilinear), since the model takes no other depth; the note says so.
+fn single_image(path: &Path, depth: usize) -> anyhow::Result<HashMap<String, Tensor>> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
     let lower = name.to_lowercase();
     let t = if lower.ends_with(".nii") || lower.ends_with(".nii.gz") {
         let v = unimiss_data::read_nifti(path)?;
         let [d, h, w] = v.dims;
-        Tensor::from_vec(v.data, (1, 1, d, h, w), &Device::Cpu)?
+        let t = Tensor::from_vec(v.data, (1, 1, d, h, w), &Device::Cpu)?;
+        if d == depth {
+            t
+        } else {
+            eprintln!("embed: {name}: depth {d} resized to the model's {depth} (trilinear; height and width kept)");
+            interpolate_trilinear3d(&t, Resize::Size(depth), Resize::Size(h), Resize::Size(w))?
+        }
     } else {
         let img = unimiss_data::read_image(path)?;
         let (h, w, c) = (img.height, img.width, img.channels);

@@ -41,8 +41,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let unit = report["hd95_unit"].as_str().unwrap_or_default();
         let cases = report["cases"].as_array().map_or(0, Vec::len);
         println!("evaluate {} on {cases} cases: dice mean {}, hd95 mean {} {unit}", args.task, f(&report["dice_mean"]), f(&report["hd95_mean"]));
-        for (class, dice) in report["dice"].as_object().into_iter().flatten() {
-            println!("  {class:<12} dice {}  hd95 {} {unit}", f(dice), f(&report["hd95"][class]));
+        // class order of the weights (the JSON objects are sorted by name)
+        for class in report["classes"].as_array().into_iter().flatten().filter_map(|c| c.as_str()) {
+            if let Some(dice) = report["dice"].get(class) {
+                println!("  {class:<12} dice {}  hd95 {} {unit}", f(dice), f(&report["hd95"][class]));
+            }
         }
         let nulls = report["hd95_null_count"].as_u64().unwrap_or(0);
         if nulls > 0 {

@@ -1,11 +1,13 @@
 //! The official augmentations (reference §4.1 for 2D, §4.2 for 3D), with the size constants
-//! scaled by the configured output size (exactly official at 224 and [16, 96, 96]).
+//! scaled by the configured output size (exactly official at 224 and [16, 96, 96]), and the
+//! fine-tuning augmentations of labelled samples ([`spatial`]).
 //!
 //! Randomness comes only from [`sample_rng`], seeded by (seed, epoch, sample index, stream), so
 //! a sample's views never depend on thread count or timing.
 
 pub mod intensity;
 pub mod kernels;
+pub mod spatial;
 pub mod view2d;
 pub mod view3d;
 
@@ -15,11 +17,13 @@ use rand_chacha::ChaCha8Rng;
 /// The random stream used by every augmentation.
 pub type AugRng = ChaCha8Rng;
 
-/// Which random stream of a sample: the context crop, or one of the two views.
+/// Which random stream of a sample: the context crop or one of the two views (pretraining),
+/// or the fine-tuning augmentation of a labelled sample ([`spatial::Augmenter`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
     Context,
     View(usize),
+    Labelled,
 }
 
 fn splitmix(mut z: u64) -> u64 {
@@ -34,6 +38,7 @@ pub fn sample_rng(seed: u64, epoch: usize, index: usize, stream: Stream) -> AugR
     let s = match stream {
         Stream::Context => 0u64,
         Stream::View(v) => 1 + v as u64,
+        Stream::Labelled => 1 << 32,
     };
     let mut h = splitmix(seed);
     for x in [epoch as u64, index as u64, s] {

@@ -4,6 +4,7 @@
 mod augment;
 mod bad_input;
 mod common;
+mod labelled;
 mod fuzz_corpus;
 mod loader;
 mod manifest;

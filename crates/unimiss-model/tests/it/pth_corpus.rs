@@ -13,7 +13,7 @@ fn pth_reader_corpus_replays_without_panic() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/pth_reader");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("fuzz corpus {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
+        .map(|e| e.unwrap_or_else(|e| panic!("fuzz corpus {}: {e}", dir.display())).path())
         .filter(|p| p.is_file())
         .collect();
     files.sort();

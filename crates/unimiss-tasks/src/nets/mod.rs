@@ -12,20 +12,35 @@ pub mod cls;
 pub mod pretrained;
 pub mod seg;
 
-use unimiss_model::Spatial;
+use std::path::Path;
+
+use unimiss_data::augment::spatial::Augmenter;
+use unimiss_data::labelled::{LabelledManifest, Targets};
+use unimiss_model::Modality;
 
 pub use cls::ClsNet;
 pub use seg::SegNet;
 pub use pretrained::{LoadReport, load_pretrained};
 
 /// A task network of either kind.
+// One per run, never in a collection: the size difference of the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum TaskNet {
     Cls(ClsNet),
     Seg(SegNet),
 }
 
-/// The four downstream tasks.
+/// What a task predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskKind {
+    /// One class per image or volume ([`ClsNet`]).
+    Classification,
+    /// A label per pixel or voxel ([`SegNet`]).
+    Segmentation,
+}
+
+/// The four downstream tasks: a [`TaskKind`] on a [`Modality`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
@@ -39,15 +54,48 @@ impl Task {
     pub const ALL: [Task; 4] = [Task::Cls3d, Task::Seg3d, Task::Cls2d, Task::Seg2d];
 
     /// The modality the task runs on.
-    pub fn spatial(self) -> Spatial {
+    pub fn modality(self) -> Modality {
         match self {
-            Task::Cls3d | Task::Seg3d => Spatial::Volumetric,
-            Task::Cls2d | Task::Seg2d => Spatial::Planar,
+            Task::Cls3d | Task::Seg3d => Modality::Volume3d,
+            Task::Cls2d | Task::Seg2d => Modality::Image2d,
+        }
+    }
+
+    /// Classification or segmentation.
+    pub fn kind(self) -> TaskKind {
+        match self {
+            Task::Cls3d | Task::Cls2d => TaskKind::Classification,
+            Task::Seg3d | Task::Seg2d => TaskKind::Segmentation,
         }
     }
 
     pub fn is_segmentation(self) -> bool {
-        matches!(self, Task::Seg3d | Task::Seg2d)
+        self.kind() == TaskKind::Segmentation
+    }
+
+    /// What the task's labelled manifests must provide: class indices, one label map (3D
+    /// segmentation) or one mask per label (2D segmentation).
+    pub fn targets(self) -> Targets {
+        match (self.kind(), self.modality()) {
+            (TaskKind::Classification, _) => Targets::ClassIndex,
+            (TaskKind::Segmentation, Modality::Volume3d) => Targets::LabelMap,
+            (TaskKind::Segmentation, Modality::Image2d) => Targets::Masks,
+        }
+    }
+
+    /// Reads a labelled manifest (training, validation or test alike) and checks it fits the
+    /// task: modality, label or mask columns. Errors name the manifest and the sample.
+    pub fn read_manifest(self, path: &Path) -> crate::Result<LabelledManifest> {
+        Ok(LabelledManifest::read_checked(path, self.modality(), self.targets())?)
+    }
+
+    /// The training augmentation of the task preset: flips for classification; rotation,
+    /// scaling and flips for segmentation ([`Augmenter::segmentation`]).
+    pub fn augmenter(self, seed: u64) -> Augmenter {
+        match self.kind() {
+            TaskKind::Classification => Augmenter::classification(seed),
+            TaskKind::Segmentation => Augmenter::segmentation(self.modality(), seed),
+        }
     }
 
     /// Whether the forward pass of the task network uses the parameter `key` (the model crate's
@@ -63,9 +111,9 @@ impl Task {
 
     /// The key infix of the modality the task does not run (`3D` for 2D tasks, `2D` for 3D).
     pub fn other_tag(self) -> &'static str {
-        match self.spatial() {
-            Spatial::Planar => "3D",
-            Spatial::Volumetric => "2D",
+        match self.modality() {
+            Modality::Image2d => Modality::Volume3d.tag(),
+            Modality::Volume3d => Modality::Image2d.tag(),
         }
     }
 

@@ -121,20 +121,3 @@ fn split_needs_three_cases() {
     assert!(split_sizes(2).is_err());
     assert_eq!(split_sizes(40).ok(), Some([24, 8, 8]));
 }
-
-#[test]
-fn labelled_manifest_errors_name_the_problem() -> Result<(), TaskError> {
-    let dir = tempfile::tempdir()?;
-    let p = dir.path().join("empty.tsv");
-    std::fs::write(&p, "#classes=a,b\npath\tmodality\tlabel\n")?;
-    let e = LabelledManifest::read(&p).err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(e.contains("empty.tsv") && e.contains("no samples"), "{e}");
-    let p = dir.path().join("bad.tsv");
-    std::fs::write(&p, "x.png\t2d\t5\n")?;
-    let m = LabelledManifest::read(&p)?;
-    assert!(matches!(m.class_index(0, 2, &p), Err(TaskError::LabelOutOfRange { label: 5, classes: 2, .. })));
-    std::fs::write(&p, "x.png\t4d\t1\n")?;
-    assert!(LabelledManifest::read(&p).is_err());
-    Ok(())
-}
-

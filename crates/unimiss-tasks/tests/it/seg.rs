@@ -3,9 +3,8 @@ use std::collections::BTreeSet;
 use candle::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use unimiss_model::checkpoint::Which;
-use unimiss_model::{Mit, MitConfig, SeededVarMap, Spatial};
+use unimiss_model::{Mit, MitConfig, SeededVarMap, Modality};
 use unimiss_tasks::TaskError;
-use unimiss_tasks::augment::{Augmenter, SampleArrays};
 use unimiss_tasks::config::FinetuneConfig;
 use unimiss_tasks::evaluate::{auc_warnings, evaluate, predict};
 use unimiss_tasks::inputs::list_inputs;
@@ -38,7 +37,7 @@ fn check_grads(vm: &VarMap, task: Task, loss: &Tensor) -> Result<usize, TaskErro
 fn seg_nets_shapes_and_every_parameter_gets_a_gradient() -> Result<(), TaskError> {
     let dev = Device::Cpu;
     let vm = VarMap::new();
-    let net = SegNet::new(&cfg(), Spatial::Volumetric, 4, true, SeededVarMap::var_builder(&vm, 3, DType::F32, &dev))?;
+    let net = SegNet::new(&cfg(), Modality::Volume3d, 4, true, SeededVarMap::var_builder(&vm, 3, DType::F32, &dev))?;
     let x = Tensor::randn(0f32, 1.0, (1, 1, 16, 64, 64), &dev)?;
     let outs = net.forward_t(&x, true)?;
     let shapes: Vec<Vec<usize>> = outs.iter().map(|t| t.dims().to_vec()).collect();
@@ -51,7 +50,7 @@ fn seg_nets_shapes_and_every_parameter_gets_a_gradient() -> Result<(), TaskError
     let n3 = check_grads(&vm, Task::Seg3d, &loss)?;
 
     let vm2 = VarMap::new();
-    let net2 = SegNet::new(&cfg(), Spatial::Planar, 3, false, SeededVarMap::var_builder(&vm2, 3, DType::F32, &dev))?;
+    let net2 = SegNet::new(&cfg(), Modality::Image2d, 3, false, SeededVarMap::var_builder(&vm2, 3, DType::F32, &dev))?;
     let x2 = Tensor::randn(0f32, 1.0, (2, 3, 64, 64), &dev)?;
     let outs2 = net2.forward_t(&x2, true)?;
     assert_eq!(outs2.len(), 1);
@@ -62,7 +61,7 @@ fn seg_nets_shapes_and_every_parameter_gets_a_gradient() -> Result<(), TaskError
     assert!(net2.forward(&x).is_err());
     // same seed, same weights
     let vm3 = VarMap::new();
-    SegNet::new(&cfg(), Spatial::Planar, 3, false, SeededVarMap::var_builder(&vm3, 3, DType::F32, &dev))?;
+    SegNet::new(&cfg(), Modality::Image2d, 3, false, SeededVarMap::var_builder(&vm3, 3, DType::F32, &dev))?;
     let a = vm2.data().lock().map_err(|_| TaskError::Invalid("lock".into()))?;
     let b = vm3.data().lock().map_err(|_| TaskError::Invalid("lock".into()))?;
     for (k, v) in a.iter() {
@@ -81,7 +80,7 @@ fn seg_pretrained_loading_keeps_decoder_and_drops_class_entries() -> Result<(), 
     let file = dir.path().join("pre.safetensors");
     pre.save(&file)?;
     let vm = VarMap::new();
-    SegNet::new(&cfg(), Spatial::Volumetric, 4, true, VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
+    SegNet::new(&cfg(), Modality::Volume3d, 4, true, VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
     let rep = load_pretrained(&vm, &file, Which::Student, Task::Seg3d)?;
     let zoomed: BTreeSet<(String, usize, usize)> = rep.zoomed.iter().cloned().collect();
     // 16×64×64: stage grids 8·16·16, 4·8·8, 2·4·4, 1·2·2; every pretrained table has a class entry
@@ -106,36 +105,6 @@ fn seg_pretrained_loading_keeps_decoder_and_drops_class_entries() -> Result<(), 
     assert!(rep.unused.iter().any(|k| k.contains("2D")));
     assert!(rep.loaded.iter().all(|k| !k.contains("2D") && !k.contains("cls_tokens")));
     Ok(())
-}
-
-fn arrays() -> SampleArrays {
-    let (h, w) = (24, 32);
-    let mut target = vec![0f32; h * w];
-    for y in 5..15 {
-        for x in 8..26 {
-            target[y * w + x] = 1.0;
-        }
-    }
-    SampleArrays { image: target.clone(), image_channels: 1, target, target_channels: 1, dims: [1, h, w], labels: false }
-}
-
-#[test]
-fn augmentation_is_deterministic_and_keeps_image_and_mask_aligned() {
-    let aug = Augmenter::preset(Task::Seg2d, 11).map(|a| Augmenter { p_rotation: 1.0, p_scale: 1.0, ..a });
-    let Some(aug) = aug else { panic!("seg2d has a spatial preset") };
-    let (mut a, mut b, mut c) = (arrays(), arrays(), arrays());
-    aug.apply(&mut a, 2, 5);
-    aug.apply(&mut b, 2, 5);
-    aug.apply(&mut c, 2, 6);
-    assert_eq!(a, b, "same (seed, epoch, index) → same sample");
-    assert_ne!(a.target, c.target, "another index draws another transform");
-    assert_ne!(a.target, arrays().target, "the transform changed the sample");
-    // masks stay binary (nearest) and follow the image (linear) on the same coordinates
-    assert!(a.target.iter().all(|&v| v == 0.0 || v == 1.0));
-    let agree = a.image.iter().zip(&a.target).filter(|(i, t)| (**i > 0.5) == (**t > 0.5)).count();
-    assert!(agree as f64 >= 0.97 * a.image.len() as f64, "image and mask agree on {agree} of {} pixels", a.image.len());
-    let fg = a.target.iter().filter(|&&v| v > 0.0).count();
-    assert!((110..=260).contains(&fg), "foreground {fg} px after rotation ±10° and scale 0.9–1.1 of 180 px");
 }
 
 fn seg_ci(task: Task) -> FinetuneConfig {
@@ -257,10 +226,11 @@ fn folder_inputs_skip_the_masks_beside_their_images() -> Result<(), TaskError> {
     let x = list_inputs(&data.join("xray"))?;
     let names = |v: &[std::path::PathBuf]| v.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect::<Vec<_>>();
     assert_eq!(names(&x.images), ["case_000.png", "case_000_followup.png", "case_001.png", "case_002.png"]);
-    assert_eq!(x.skipped_masks.len(), 9, "three organ masks per case: {:?}", names(&x.skipped_masks));
+    assert_eq!(x.skipped_masks.len(), 12, "three organ masks and a lesion mask per case: {:?}", names(&x.skipped_masks));
     let c = list_inputs(&data.join("ct"))?;
     assert_eq!(names(&c.images), ["case_000.nii.gz", "case_001.nii.gz", "case_002.nii.gz"]);
-    assert_eq!(names(&c.skipped_masks), ["case_000_seg.nii.gz", "case_001_seg.nii.gz", "case_002_seg.nii.gz"]);
+    let masks: Vec<String> = (0..3).flat_map(|k| [format!("case_00{k}_lesion.nii.gz"), format!("case_00{k}_seg.nii.gz")]).collect();
+    assert_eq!(names(&c.skipped_masks), masks);
     // a single file is predicted even when it is a mask
     assert_eq!(list_inputs(&data.join("ct/case_000_seg.nii.gz"))?.images.len(), 1);
     Ok(())

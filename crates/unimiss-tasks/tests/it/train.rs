@@ -1,6 +1,5 @@
 use unimiss_tasks::TaskError;
 use unimiss_tasks::config::{FinetuneConfig, Schedule};
-use unimiss_tasks::dataset::{random_flips, resize_linear, resize_nearest};
 use unimiss_tasks::nets::Task;
 
 use crate::close;
@@ -20,20 +19,4 @@ fn presets_and_toml_overrides() -> Result<(), TaskError> {
     close(p.lr_at(0, 50, 100), 1e-4 * 0.5f64.powf(0.9), 1e-15, "poly iter");
     close(o.lr_at(50, 0, 1), 1e-4 * 0.5f64.powf(0.9), 1e-15, "poly epoch");
     Ok(())
-}
-
-#[test]
-fn resizing_and_flips() {
-    // linear: [0, 2] → 4 samples at (o + .5)/2 − .5 = −.25, .25, .75, 1.25 (clamped) → 0, .5, 1.5, 2
-    assert_eq!(resize_linear(&[0.0, 2.0], [1, 1, 2], [1, 1, 4]), vec![0.0, 0.5, 1.5, 2.0]);
-    assert_eq!(resize_nearest(&[1u32, 2, 3, 4], [1, 1, 4], [1, 1, 2]), vec![2, 4]);
-    let mut x = vec![1.0f32, 2.0, 3.0, 4.0];
-    let mut y = x.clone();
-    // flips are applied identically to image and target
-    use rand::SeedableRng;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-    for _ in 0..8 {
-        random_flips(&mut [(&mut x, 1), (&mut y, 1)], [1, 2, 2], &mut rng);
-        assert_eq!(x, y);
-    }
 }

@@ -1,24 +1,23 @@
-//! Spatial training augmentation of the segmentation presets (reference §5.2, §5.4), applied
-//! identically to image and target and deterministic from `(seed, epoch, sample index)`.
+//! Spatial training augmentation of the fine-tuning tasks (reference §5.2, §5.4), applied
+//! identically to image and target and deterministic from `(seed, epoch, sample index)` through
+//! [`sample_rng`] (stream [`Stream::Labelled`]).
 //!
 //! One inverse mapping per sample (rotation about the centre in the H–W plane, isotropic
 //! in-plane scaling) is sampled, then every image channel is resampled linearly and every target
 //! channel with nearest neighbour on the same coordinates (zero outside), followed by random
 //! flips on every axis (the official mirror transforms).
-//! - `seg3d` (nnU-Net "moreDA" of BCV): rotation ±30° with p 0.2, scale 0.7–1.4 with p 0.2, no
-//!   elastic. The official rotation is about all three axes; here it is in-plane only (the
-//!   phantom/CT depth axis is anisotropic and short), see `docs/tasks.md`.
-//! - `seg2d` (JSRT): rotation ±10° and scale 0.9–1.1 on every sample (translation and shear of the
-//!   official affine are not applied), then vertical and horizontal flips.
-//!
-//! Elastic deformation is official only for the RICORD classification preset, which keeps flips
-//! only here.
+//! - 3D segmentation (nnU-Net "moreDA" of BCV): rotation ±30° with p 0.2, scale 0.7–1.4 with
+//!   p 0.2, no elastic. The official rotation is about all three axes; here it is in-plane only
+//!   (the CT depth axis is anisotropic and short), see `docs/tasks.md`.
+//! - 2D segmentation (JSRT): rotation ±10° and scale 0.9–1.1 on every sample (translation and
+//!   shear of the official affine are not applied), then vertical and horizontal flips.
+//! - Classification: flips only (elastic deformation, official for the RICORD preset, is not
+//!   implemented).
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 
-use crate::dataset::random_flips;
-use crate::nets::Task;
+use super::{AugRng, Stream, sample_rng};
+use crate::manifest::Modality;
 
 /// An image and its target on one `(D, H, W)` grid, channels first.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,19 +44,22 @@ pub struct Augmenter {
 }
 
 impl Augmenter {
-    /// The preset of a segmentation task (`None` for classification).
-    pub fn preset(task: Task, seed: u64) -> Option<Self> {
-        match task {
-            Task::Seg3d => Some(Self { seed, rotation_deg: 30.0, p_rotation: 0.2, scale: (0.7, 1.4), p_scale: 0.2 }),
-            Task::Seg2d => Some(Self { seed, rotation_deg: 10.0, p_rotation: 1.0, scale: (0.9, 1.1), p_scale: 1.0 }),
-            _ => None,
+    /// The segmentation preset of `modality` (3D: BCV, 2D: JSRT).
+    pub fn segmentation(modality: Modality, seed: u64) -> Self {
+        match modality {
+            Modality::Volume3d => Self { seed, rotation_deg: 30.0, p_rotation: 0.2, scale: (0.7, 1.4), p_scale: 0.2 },
+            Modality::Image2d => Self { seed, rotation_deg: 10.0, p_rotation: 1.0, scale: (0.9, 1.1), p_scale: 1.0 },
         }
     }
 
+    /// The classification preset: random flips only.
+    pub fn classification(seed: u64) -> Self {
+        Self { seed, rotation_deg: 0.0, p_rotation: 0.0, scale: (1.0, 1.0), p_scale: 0.0 }
+    }
+
     /// The RNG of one sample: depends only on `(seed, epoch, index)`.
-    pub fn rng(&self, epoch: usize, index: usize) -> ChaCha8Rng {
-        let key = self.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (index as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-        ChaCha8Rng::seed_from_u64(key)
+    pub fn rng(&self, epoch: usize, index: usize) -> AugRng {
+        sample_rng(self.seed, epoch, index, Stream::Labelled)
     }
 
     /// Augments `a` in place.
@@ -71,6 +73,13 @@ impl Augmenter {
         }
         let dims = a.dims;
         random_flips(&mut [(&mut a.image, a.image_channels), (&mut a.target, a.target_channels)], dims, &mut rng);
+    }
+
+    /// Augments an image without target (classification) in place: `channels` planes of `dims`.
+    pub fn apply_image(&self, image: &mut Vec<f32>, channels: usize, dims: [usize; 3], epoch: usize, index: usize) {
+        let mut a = SampleArrays { image: std::mem::take(image), image_channels: channels, target: vec![], target_channels: 0, dims, labels: false };
+        self.apply(&mut a, epoch, index);
+        *image = a.image;
     }
 }
 
@@ -114,4 +123,39 @@ pub fn warp(x: &[f32], channels: usize, dims: [usize; 3], angle: f64, scale: f64
         }
     }
     out
+}
+
+/// Random flips of `channels` planes of a `(D, H, W)` grid (all channels flipped alike); the
+/// same flips go to every array in `arrays` (image, then targets with their channel counts).
+/// Each axis longer than 1 is flipped with probability 0.5.
+pub fn random_flips(arrays: &mut [(&mut Vec<f32>, usize)], dims: [usize; 3], rng: &mut AugRng) {
+    for axis in 0..3 {
+        if dims[axis] < 2 || !rng.random_bool(0.5) {
+            continue;
+        }
+        for (a, ch) in arrays.iter_mut() {
+            flip_axis(a, *ch, dims, axis);
+        }
+    }
+}
+
+fn flip_axis(x: &mut [f32], channels: usize, dims: [usize; 3], axis: usize) {
+    let [d, h, w] = dims;
+    let n = d * h * w;
+    for c in 0..channels {
+        let v = &mut x[c * n..(c + 1) * n];
+        let src = v.to_vec();
+        for z in 0..d {
+            for y in 0..h {
+                for xx in 0..w {
+                    let (sz, sy, sx) = match axis {
+                        0 => (d - 1 - z, y, xx),
+                        1 => (z, h - 1 - y, xx),
+                        _ => (z, y, w - 1 - xx),
+                    };
+                    v[(z * h + y) * w + xx] = src[(sz * h + sy) * w + sx];
+                }
+            }
+        }
+    }
 }
