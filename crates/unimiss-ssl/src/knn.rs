@@ -138,6 +138,24 @@ pub fn knn_leave_one_out(feats: &[Vec<f32>], labels: &[usize], classes: usize, p
     Ok(score(&pred, labels, p.k.min(feats.len() - 1)))
 }
 
+/// Mean cosine similarity between the features of different samples (off-diagonal pairs): 1
+/// when every input gives the same feature (representation collapse), near 0 for unrelated
+/// directions.
+pub fn mean_cosine(feats: &[Vec<f32>]) -> Result<f64> {
+    let f = normalized(feats, "eval")?;
+    let n = f.len();
+    if n < 2 {
+        return Err(SslError::Config("mean cosine: need at least two features".into()));
+    }
+    let mut sum = 0.0;
+    for i in 0..n {
+        for j in i + 1..n {
+            sum += f[i].iter().zip(&f[j]).map(|(a, b)| a * b).sum::<f64>();
+        }
+    }
+    Ok(sum / (n * (n - 1) / 2) as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +202,15 @@ mod tests {
         assert!((s.accuracy - 5.0 / 6.0).abs() < 1e-12, "{}", s.accuracy);
         // k larger than the set: clipped to n − 1
         assert_eq!(knn_leave_one_out(&feats, &labels, 2, &KnnParams::default())?.k, 5);
+        Ok(())
+    }
+
+    #[test]
+    fn mean_cosine_of_hand_cases() -> Result<()> {
+        // (1,0), (0,2), (3,3): cosines 0, 1/√2, 1/√2 → mean √2/3
+        let m = mean_cosine(&[vec![1.0, 0.0], vec![0.0, 2.0], vec![3.0, 3.0]])?;
+        assert!((m - 2f64.sqrt() / 3.0).abs() < 1e-12, "{m}");
+        assert!((mean_cosine(&[vec![1.0, 1.0], vec![2.0, 2.0]])? - 1.0).abs() < 1e-12);
         Ok(())
     }
 

@@ -31,7 +31,7 @@ use unimiss_ops::interp::{Resize, interpolate_trilinear3d};
 
 use crate::Modality;
 use crate::error::{Result, SslError};
-use crate::knn::{KnnParams, KnnScore, knn_leave_one_out};
+use crate::knn::{KnnParams, KnnScore, knn_leave_one_out, mean_cosine};
 
 /// `[eval]`: the kNN monitor; off while `manifest` is empty.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +86,9 @@ pub struct KnnRecord {
     pub n: usize,
     /// Accuracy of always answering the most frequent class (the floor to beat).
     pub majority: f64,
+    /// Mean cosine similarity between the features of different samples (→ 1: every input
+    /// gives the same feature).
+    pub mean_cosine: f64,
 }
 
 /// The preprocessed samples of one modality.
@@ -105,6 +108,15 @@ impl EvalGroup {
         self.labels.iter().for_each(|&l| counts[l] += 1);
         counts.into_iter().max().unwrap_or(0) as f64 / self.labels.len().max(1) as f64
     }
+}
+
+/// The kNN result of one modality.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GroupScore {
+    pub modality: Modality,
+    pub knn: KnnScore,
+    pub majority: f64,
+    pub mean_cosine: f64,
 }
 
 /// The labelled eval set, preprocessed once.
@@ -187,12 +199,17 @@ impl EvalSet {
     }
 
     /// Embeds every group with `backbone` (class token) and scores it leave-one-out.
-    pub fn evaluate(&self, backbone: &Mit, params: &KnnParams) -> Result<Vec<(Modality, KnnScore, f64)>> {
+    pub fn evaluate(&self, backbone: &Mit, params: &KnnParams) -> Result<Vec<GroupScore>> {
         self.groups
             .iter()
             .map(|g| {
                 let feats = embed(backbone, &g.inputs, g.modality)?;
-                Ok((g.modality, knn_leave_one_out(&feats, &g.labels, g.classes.len(), params)?, g.majority()))
+                Ok(GroupScore {
+                    modality: g.modality,
+                    knn: knn_leave_one_out(&feats, &g.labels, g.classes.len(), params)?,
+                    majority: g.majority(),
+                    mean_cosine: mean_cosine(&feats)?,
+                })
             })
             .collect()
     }
@@ -202,15 +219,16 @@ impl EvalSet {
         Ok(self
             .evaluate(backbone, params)?
             .into_iter()
-            .map(|(m, s, majority)| KnnRecord {
+            .map(|g| KnnRecord {
                 kind: "knn".into(),
                 epoch,
                 step,
-                modality: m.name().into(),
-                accuracy: s.accuracy,
-                k: s.k,
-                n: s.n,
-                majority,
+                modality: g.modality.name().into(),
+                accuracy: g.knn.accuracy,
+                k: g.knn.k,
+                n: g.knn.n,
+                majority: g.majority,
+                mean_cosine: g.mean_cosine,
             })
             .collect())
     }

@@ -14,6 +14,7 @@ use crate::log::read as read_log;
 use crate::config::TrainConfig;
 use crate::error::{Result, SslError, io_err};
 use crate::log::{EpochRecord, JsonlLog, StepRecord};
+use crate::monitor::{CollapseWatch, EvalSet};
 use crate::engine::{Engine, StepSettings};
 use crate::loss::{CenterReduce, DinoLoss, DinoLossConfig};
 use crate::schedule::{Indexing, ScheduleParams, Schedules, scaled_lr};
@@ -98,6 +99,8 @@ pub struct Trainer {
     /// Global L2 norm of the student's parameters at the start (or resume) of the run.
     start_norm: f64,
     collective: Option<Box<dyn Collective>>,
+    /// The kNN monitor's eval set (`[eval]` configured).
+    eval_set: Option<EvalSet>,
     /// Show an indicatif bar (else one line per epoch only).
     pub progress: bool,
 }
@@ -215,6 +218,10 @@ impl Trainer {
             }
         }
         let start_norm = param_norm(&engine.student_vars)?;
+        let eval_set = match cfg.eval.enabled() {
+            true => Some(EvalSet::load(&cfg.eval.manifest, cfg.model.img_size_2d, cfg.model.img_size_3d, &dev)?),
+            false => None,
+        };
         Ok(Self {
             cfg,
             run_dir,
@@ -225,6 +232,7 @@ impl Trainer {
             resumed: resume.is_some(),
             start_norm,
             collective,
+            eval_set,
             progress: true,
         })
     }
@@ -330,6 +338,11 @@ impl Trainer {
         let bar = crate::progress::Progress::new(self.steps_left(), self.progress && writer);
         let mut last_ckpt = None;
         let mut saved_at = None;
+        let mut watch = CollapseWatch::new(self.cfg.model.out_dim);
+        if writer && self.pos.step == 0 {
+            // the starting point of the kNN curve: the initial teacher, logged at step 0
+            self.knn_monitor(0, &bar, log.as_mut())?;
+        }
         'epochs: while self.pos.epoch < self.cfg.optim.epochs {
             let epoch = self.pos.epoch;
             let modality = modality_of(epoch, self.cfg.optim.interval);
@@ -338,7 +351,10 @@ impl Trainer {
             if self.pos.batch > 0 && writer {
                 // Resumed mid-epoch: the epoch summary covers the steps run before the stop too.
                 let (steps, _) = read_log(&self.run_dir.join("log.jsonl"))?;
-                steps.iter().filter(|s| s.epoch == epoch).for_each(|s| stats.add(s));
+                steps.iter().filter(|s| s.epoch == epoch).for_each(|s| {
+                    stats.add(s);
+                    watch.observe(s.teacher_entropy);
+                });
             }
             let iter = self.loader(modality).epoch(epoch, self.pos.batch);
             let mut iter = iter;
@@ -351,6 +367,7 @@ impl Trainer {
                 self.check_divergence()?;
                 bar.step(&format!("ep {epoch} {} loss {:.4}", modality.name(), rec.loss));
                 stats.add(&rec);
+                watch.observe(rec.teacher_entropy);
                 if let Some(l) = log.as_mut() {
                     l.write(&rec)?;
                 }
@@ -380,6 +397,15 @@ impl Trainer {
             if let Some(l) = log.as_mut() {
                 l.write(&rec)?;
             }
+            if let Some(w) = watch.finish(epoch, self.pos.step, modality) {
+                bar.line(&format!("warning: {}", w.message));
+                if let Some(l) = log.as_mut() {
+                    l.write(&w)?;
+                }
+            }
+            if writer && self.cfg.eval.due(epoch, self.cfg.optim.epochs) {
+                self.knn_monitor(epoch, &bar, log.as_mut())?;
+            }
             self.pos = Position { epoch: epoch + 1, batch: 0, step: self.pos.step };
             let every = self.cfg.checkpoint.every_epochs;
             if writer && every > 0 && (epoch + 1) % every == 0 {
@@ -398,6 +424,21 @@ impl Trainer {
             }
         }
         Ok(RunSummary { position: self.pos, last_checkpoint: last_ckpt, seconds: t0.elapsed().as_secs_f64() })
+    }
+
+    /// The kNN monitor on the teacher backbone, if configured: printed and logged (`kind: "knn"`).
+    fn knn_monitor(&self, epoch: usize, bar: &crate::progress::Progress, mut log: Option<&mut JsonlLog>) -> Result<()> {
+        let Some(set) = &self.eval_set else { return Ok(()) };
+        for r in set.records(&self.engine.teacher.backbone, &self.cfg.eval.params(), epoch, self.pos.step)? {
+            bar.line(&format!(
+                "step {} kNN {}: accuracy {:.3} (k {}, n {}, majority {:.3}), feature mean cosine {:.3}",
+                r.step, r.modality, r.accuracy, r.k, r.n, r.majority, r.mean_cosine
+            ));
+            if let Some(l) = log.as_deref_mut() {
+                l.write(&r)?;
+            }
+        }
+        Ok(())
     }
 
     /// One iteration (§3.5) on a batch; advances the position.

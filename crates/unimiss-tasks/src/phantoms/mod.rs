@@ -9,10 +9,11 @@
 //! - `ct/case_k.nii.gz`: a CT-like volume (int16 HU) of `dims` = (D, H, W); its voxel size is
 //!   `spacing` times a per-case factor in [0.8, 1.25] (one for D, one for H and W);
 //! - `ct/case_k_seg.nii.gz`: the organ label map (0 background, 1 liver, 2 spleen, 3 kidney);
-//!   `ct/case_k_lesion.nii.gz`: the lesion mask (0/1, empty without a lesion);
+//!   `ct/lesion/case_k.nii.gz`: the lesion mask (0/1, empty without a lesion; in a subfolder so
+//!   that `predict` on `ct/` does not take it for an image);
 //! - `xray/case_k.png`: a radiograph-like projection (`size_2d`²),
 //!   `xray/case_k_{liver,spleen,kidney}.png` the projected organ masks (0/255, overlapping) and
-//!   `xray/case_k_lesion.png` the projected lesion;
+//!   `xray/lesion/case_k.png` the projected lesion;
 //! - two labels: `lesion` (0/1) and `liver_large` (0/1, the liver fills more than
 //!   [`anatomy::LIVER_LARGE_FRACTION`] of the grid), both read off the masks.
 //!
@@ -157,7 +158,7 @@ fn write_case(out: &Path, cfg: &PhantomConfig, k: usize) -> Result<Row> {
     let [sd, sh, sw] = ct.spacing;
     let img = out.join(format!("ct/case_{k:03}.nii.gz"));
     let seg = out.join(format!("ct/case_{k:03}_seg.nii.gz"));
-    let les = out.join(format!("ct/case_{k:03}_lesion.nii.gz"));
+    let les = out.join(format!("ct/lesion/case_{k:03}.nii.gz"));
     write_volume(&img, &ct.hu.iter().map(|v| v.round()).collect::<Vec<_>>(), cfg.dims, &header, OutputType::Int16)?;
     write_volume(&seg, &ct.labels.iter().map(|&l| l as f32).collect::<Vec<_>>(), cfg.dims, &header, OutputType::Int16)?;
     write_volume(&les, &ct.lesion_mask.iter().map(|&l| l as u8 as f32).collect::<Vec<_>>(), cfg.dims, &header, OutputType::Int16)?;
@@ -169,7 +170,7 @@ fn write_case(out: &Path, cfg: &PhantomConfig, k: usize) -> Result<Row> {
         write_png(&p, m, [xr.size, xr.size])?;
         masks.push(p);
     }
-    write_png(&out.join(format!("xray/case_{k:03}_lesion.png")), &xr.lesion_mask, [xr.size, xr.size])?;
+    write_png(&out.join(format!("xray/lesion/case_{k:03}.png")), &xr.lesion_mask, [xr.size, xr.size])?;
     Ok(Row { ct: img, seg, xray: png, masks, spacing_xyz: [sh, sw, sd], lesion: ct.lesion, liver_large: ct.liver_large })
 }
 
@@ -183,7 +184,7 @@ pub fn generate(out: &Path, cfg: &PhantomConfig, progress: &mut dyn FnMut(usize,
     if cfg.dims.contains(&0) || cfg.size_2d == 0 || cfg.spacing.iter().any(|s| !(*s > 0.0)) {
         return Err(TaskError::Invalid(format!("phantoms: bad geometry {cfg:?}")));
     }
-    for sub in ["ct", "xray"] {
+    for sub in ["ct", "xray", "ct/lesion", "xray/lesion"] {
         let d = out.join(sub);
         std::fs::create_dir_all(&d).map_err(|e| TaskError::file(&d, e))?;
     }

@@ -86,14 +86,14 @@ fn labels_agree_with_the_masks() -> Result<(), TaskError> {
     let liver = unimiss_data::Manifest::read(dir.path().join("eval_liver.tsv")).map_err(|e| TaskError::Invalid(e.to_string()))?;
     let mut seen = [0usize; 2];
     for (path, lesion) in &cases {
-        let stem = path.to_string_lossy().replace(".nii.gz", "");
-        let les = read_vol(std::path::Path::new(&format!("{stem}_lesion.nii.gz")))?;
-        let seg = read_vol(std::path::Path::new(&format!("{stem}_seg.nii.gz")))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().replace(".nii.gz", "")).unwrap_or_default();
+        let les = read_vol(&dir.path().join(format!("ct/lesion/{name}.nii.gz")))?;
+        let seg = read_vol(&dir.path().join(format!("ct/{name}_seg.nii.gz")))?;
         let n_lesion = les.data.iter().filter(|&&v| v > 0.0).count();
         assert_eq!(n_lesion > 0, *lesion == 1, "{}: lesion label {lesion}, {n_lesion} mask voxels", path.display());
         assert!(les.data.iter().zip(&seg.data).all(|(l, s)| *l == 0.0 || *s == 1.0), "{}: lesion outside the liver", path.display());
-        let xray = stem.replace("/ct/", "/xray/");
-        assert_eq!(png_any(std::path::Path::new(&format!("{xray}_lesion.png")))?, *lesion == 1, "{xray}: projected lesion mask");
+        let xray = dir.path().join(format!("xray/lesion/{name}.png"));
+        assert_eq!(png_any(&xray)?, *lesion == 1, "{}: projected lesion mask", xray.display());
         let frac = seg.data.iter().filter(|&&v| v == 1.0).count() as f64 / seg.data.len() as f64;
         if let Some(e) = liver.samples.iter().find(|s| s.path == *path) {
             assert_eq!(e.label.as_deref() == Some("1"), frac > LIVER_LARGE_FRACTION, "{}: liver fraction {frac}", path.display());
