@@ -45,7 +45,7 @@ pub mod init;
 mod mit;
 mod nn;
 mod pos_embed;
-pub mod profile;
+pub use unimiss_ops::profile;
 mod spatial;
 mod stage;
 

@@ -38,6 +38,7 @@ mod activation;
 mod cpu_util;
 mod conv;
 pub mod interp;
+pub mod profile;
 mod norm;
 
 pub use activation::{gelu, leaky_relu, softmax_last_dim};

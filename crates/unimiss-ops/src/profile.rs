@@ -36,7 +36,7 @@ pub fn snapshot() -> Vec<(&'static str, Duration, u64)> {
 
 /// Runs `f`, adding its wall time to bucket `name` when timing is enabled.
 #[inline]
-pub(crate) fn time<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
+pub fn time<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
     if !ENABLED.load(Ordering::Relaxed) {
         return f();
     }

@@ -129,7 +129,7 @@ impl Trainer {
             engine.copy_student_to_teacher()?;
         }
 
-        let manifest = Manifest::read(&cfg.data.manifest)?;
+        let manifest = preflight(&cfg, resume, rank)?;
         let mut loaders = Vec::new();
         let mut n_global = [0usize; 2];
         for (i, m) in [unimiss_data::Modality::Image2d, unimiss_data::Modality::Volume3d].into_iter().enumerate() {
@@ -492,4 +492,29 @@ impl EpochStats {
             skipped,
         })
     }
+}
+
+/// The manifest after pre-flight (every entry checked before the first step): problems stop the
+/// run with the list, or with `data.on_bad_sample = "skip"` are printed, written to
+/// `RUN_DIR/skipped.tsv` (rank 0) and left out.
+fn preflight(cfg: &TrainConfig, resume: Option<&Path>, rank: usize) -> Result<Manifest> {
+    let manifest = Manifest::read(&cfg.data.manifest)?;
+    let report = unimiss_data::preflight::check_file(&cfg.data.manifest)?;
+    if report.is_clean() {
+        return Ok(manifest);
+    }
+    if cfg.data.on_bad_sample != "skip" {
+        return Err(SslError::Config(format!("{report}\n(set data.on_bad_sample = \"skip\" to leave these entries out)")));
+    }
+    if rank == 0 {
+        let run_dir = match resume {
+            Some(r) => checkpoint::run_dir_of(r)?,
+            None => cfg.output.clone(),
+        };
+        std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
+        let out = run_dir.join("skipped.tsv");
+        report.write_tsv(&out)?;
+        eprintln!("{report}\n(on_bad_sample = \"skip\": these entries are left out; listed in {})", out.display());
+    }
+    Ok(report.retain_clean(&manifest))
 }

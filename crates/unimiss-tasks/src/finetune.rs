@@ -158,6 +158,12 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
     cfg.validate()?;
     let train = LabelledManifest::read(&job.train)?;
     let val = LabelledManifest::read(&job.val)?;
+    for p in [&job.train, &job.val] {
+        let report = crate::labelled::preflight(p)?;
+        if !report.is_clean() {
+            return Err(TaskError::Invalid(report.to_string()));
+        }
+    }
     for (m, p) in [(&train, &job.train), (&val, &job.val)] {
         let want = job.task.spatial().tag().to_ascii_lowercase();
         if let Some(s) = m.samples.iter().find(|s| s.sample.modality.to_string() != want) {

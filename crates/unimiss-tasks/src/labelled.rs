@@ -115,3 +115,23 @@ impl LabelledManifest {
         Ok(v as usize)
     }
 }
+
+/// Pre-flight of a labelled manifest: every image and mask checked ([`unimiss_data::preflight`]),
+/// each problem named with its manifest line. Each line is parsed alone, which yields its sample
+/// exactly as the whole-file parse does (no rule here spans lines).
+pub fn preflight(path: &Path) -> Result<unimiss_data::preflight::Report> {
+    use unimiss_data::preflight::{Entry, check_entries};
+    let text = std::fs::read_to_string(path).map_err(|e| TaskError::file(path, e))?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let m = LabelledManifest::parse(line, base).map_err(|e| TaskError::file(path, format!("line {}: {e}", i + 1)))?;
+        for s in m.samples {
+            let modality = s.sample.modality;
+            for p in std::iter::once(s.sample.path).chain(s.masks) {
+                entries.push(Entry { path: p, modality, line: Some(i + 1) });
+            }
+        }
+    }
+    Ok(check_entries(Some(path.to_path_buf()), &entries))
+}
