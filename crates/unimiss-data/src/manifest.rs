@@ -11,53 +11,11 @@
 //! root. Unlike the official loader, which keeps only the first whitespace token, the whole line
 //! is the path (so paths with spaces work); an optional label follows a TAB.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
+
+pub use unimiss_ops::Modality;
 
 use crate::error::{DataError, Result};
-
-/// Which pipeline a sample goes through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Modality {
-    /// An X-ray or other 2D image (PNG/JPEG).
-    Image2d,
-    /// A CT volume or sub-volume (NIfTI).
-    Volume3d,
-}
-
-impl fmt::Display for Modality {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Modality::Image2d => "2d",
-            Modality::Volume3d => "3d",
-        })
-    }
-}
-
-impl FromStr for Modality {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "2d" | "image2d" => Ok(Modality::Image2d),
-            "3d" | "volume3d" => Ok(Modality::Volume3d),
-            other => Err(format!("modality {other:?} is neither 2d nor 3d")),
-        }
-    }
-}
-
-impl Modality {
-    /// Guesses the modality from a file name: `.nii`/`.nii.gz` are volumes, anything else images.
-    pub fn from_path(p: &Path) -> Modality {
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().to_ascii_lowercase());
-        match name {
-            Some(n) if n.ends_with(".nii") || n.ends_with(".nii.gz") => Modality::Volume3d,
-            _ => Modality::Image2d,
-        }
-    }
-}
 
 /// One entry of a manifest.
 #[derive(Clone, Debug, PartialEq)]

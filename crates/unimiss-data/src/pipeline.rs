@@ -13,35 +13,38 @@ use crate::nifti::read_nifti;
 
 /// The pipeline of one modality with its output size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pipeline {
-    /// X-rays: views of shape (3, size, size).
-    Planar { size: usize },
-    /// CT: views of shape (1, D, H, W) = (1, size[0], size[1], size[2]).
-    Volumetric { size: [usize; 3] },
+pub struct Pipeline {
+    modality: Modality,
+    /// Output size (D, H, W); 2D views are square with D = 1.
+    size: [usize; 3],
 }
 
 impl Pipeline {
-    /// The pipeline for `m` with the given output sizes.
+    /// The pipeline for `m` with the given output sizes (only `m`'s is kept).
     pub fn new(m: Modality, size_2d: usize, size_3d: [usize; 3]) -> Self {
-        match m {
-            Modality::Image2d => Pipeline::Planar { size: size_2d },
-            Modality::Volume3d => Pipeline::Volumetric { size: size_3d },
-        }
+        let size = match m {
+            Modality::Image2d => [1, size_2d, size_2d],
+            Modality::Volume3d => size_3d,
+        };
+        Pipeline { modality: m, size }
     }
 
     /// The modality this pipeline reads.
     pub fn modality(&self) -> Modality {
-        match self {
-            Pipeline::Planar { .. } => Modality::Image2d,
-            Pipeline::Volumetric { .. } => Modality::Volume3d,
-        }
+        self.modality
     }
 
-    /// Shape of one view without the batch axis.
+    /// Output size (D, H, W) of one view; `[1, s, s]` in 2D.
+    pub fn size(&self) -> [usize; 3] {
+        self.size
+    }
+
+    /// Shape of one view without the batch axis: (3, H, W) or (1, D, H, W).
     pub fn view_shape(&self) -> Vec<usize> {
-        match *self {
-            Pipeline::Planar { size } => vec![3, size, size],
-            Pipeline::Volumetric { size } => vec![1, size[0], size[1], size[2]],
+        let [d, h, w] = self.size;
+        match self.modality {
+            Modality::Image2d => vec![3, h, w],
+            Modality::Volume3d => vec![1, d, h, w],
         }
     }
 
@@ -52,11 +55,13 @@ impl Pipeline {
 
     /// Checks the output size (2D: ≥ 12 for the kernel-23 blur; 3D: every side ≥ 1).
     pub fn validate(&self) -> Result<()> {
-        match *self {
-            Pipeline::Planar { size } if size < 12 => Err(DataError::Config(format!(
-                "size_2d {size} is below 12 (blur kernel 23)"
+        let size = self.size;
+        match self.modality {
+            Modality::Image2d if size[1] < 12 => Err(DataError::Config(format!(
+                "size_2d {} is below 12 (blur kernel 23)",
+                size[1]
             ))),
-            Pipeline::Volumetric { size } if size.contains(&0) => Err(DataError::Config(format!(
+            Modality::Volume3d if size.contains(&0) => Err(DataError::Config(format!(
                 "size_3d {size:?} has a zero side"
             ))),
             _ => Ok(()),
@@ -72,8 +77,10 @@ impl Pipeline {
         epoch: usize,
         index: usize,
     ) -> Result<[Vec<f32>; 2]> {
-        match *self {
-            Pipeline::Planar { size } => {
+        let size = self.size;
+        match self.modality {
+            Modality::Image2d => {
+                let size = size[1];
                 let img = read_image(path)?;
                 Ok([0, 1].map(|v| {
                     let mut rng = sample_rng(seed, epoch, index, Stream::View(v));
@@ -81,7 +88,7 @@ impl Pipeline {
                     if c == 3 { data } else { data.repeat(3) }
                 }))
             }
-            Pipeline::Volumetric { size } => {
+            Modality::Volume3d => {
                 if Modality::from_path(path) != Modality::Volume3d {
                     return Err(DataError::BadSample {
                         path: path.to_path_buf(),

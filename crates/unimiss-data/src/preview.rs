@@ -7,23 +7,24 @@ use std::path::Path;
 use image::{Rgb, RgbImage};
 
 use crate::error::{DataError, Result};
-use crate::manifest::Sample;
+use crate::manifest::{Modality, Sample};
 use crate::pipeline::Pipeline;
 
 const GAP: u32 = 4;
 
 /// One tile as an RGB image.
 fn tile(p: &Pipeline, view: &[f32]) -> RgbImage {
-    match *p {
-        Pipeline::Planar { size } => {
-            let n = size * size;
-            RgbImage::from_fn(size as u32, size as u32, |x, y| {
-                let i = y as usize * size + x as usize;
+    let [d, h, w] = p.size();
+    match p.modality() {
+        Modality::Image2d => {
+            let n = h * w;
+            RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                let i = y as usize * w + x as usize;
                 let c = |k: usize| (view[k * n + i].clamp(0.0, 1.0) * 255.0).round() as u8;
                 Rgb([c(0), c(1), c(2)])
             })
         }
-        Pipeline::Volumetric { size: [d, h, w] } => {
+        Modality::Volume3d => {
             let sl = &view[(d / 2) * h * w..(d / 2 + 1) * h * w];
             let (lo, hi) = sl
                 .iter()

@@ -56,7 +56,7 @@ impl Attention {
         };
         let first = has_cls as usize;
         let map = time("reshape", || x.narrow(1, first, n - first)?.transpose(1, 2)?.reshape(grid.map_shape(b, c)))?;
-        let red = convs.get(grid.spatial).forward(&map)?;
+        let red = convs.get(grid.modality).forward(&map)?;
         let red = time("reshape", || {
             let red = red.flatten_from(2)?.transpose(1, 2)?;
             if has_cls { Tensor::cat(&[&x.narrow(1, 0, 1)?, &red], 1) } else { Ok(red) }

@@ -6,7 +6,9 @@ use candle_nn::VarBuilder;
 
 use crate::config::{MitConfig, STEM_DIM};
 use crate::nn::{ConvBlock, ConvSpec, Linear, TRUNC_NORMAL_02};
-use crate::spatial::{Grid, Spatial, Switch};
+use unimiss_ops::Modality;
+
+use crate::spatial::{Grid, Switch};
 use crate::stage::{ENCODER, Stage, split, to_map};
 
 /// Encoder outputs, as the official `MiT_encoder.forward` returns them.
@@ -46,11 +48,11 @@ pub(crate) struct Encoder {
 }
 
 /// Patches of the positional table of encoder stage `k` (1..=4) at the built sizes.
-pub(crate) fn stage_tokens(cfg: &MitConfig, k: u32, s: Spatial) -> usize {
+pub(crate) fn stage_tokens(cfg: &MitConfig, k: u32, s: Modality) -> usize {
     let f = 1usize << (k + 1);
     match s {
-        Spatial::Planar => (cfg.img_size_2d / f).pow(2),
-        Spatial::Volumetric => {
+        Modality::Image2d => (cfg.img_size_2d / f).pow(2),
+        Modality::Volume3d => {
             let [d, h, w] = cfg.img_size_3d;
             (d >> k) * (h / f) * (w / f)
         }
@@ -59,7 +61,7 @@ pub(crate) fn stage_tokens(cfg: &MitConfig, k: u32, s: Spatial) -> usize {
 
 impl Encoder {
     pub(crate) fn new(cfg: &MitConfig, vb: VarBuilder) -> Result<Self> {
-        let stem_spec = |s: Spatial| ConvSpec {
+        let stem_spec = |s: Modality| ConvSpec {
             inp: s.in_channels(),
             out: STEM_DIM,
             kernel: 7,
@@ -103,7 +105,7 @@ impl Encoder {
     }
 
     /// `x [B, 3, H, W]` or `[B, 1, D, H, W]` → every stage output.
-    pub(crate) fn forward(&self, x: &Tensor, spatial: Spatial, train: bool) -> Result<EncoderOutput> {
+    pub(crate) fn forward(&self, x: &Tensor, spatial: Modality, train: bool) -> Result<EncoderOutput> {
         let stem = self.stem.get(spatial).forward(x)?;
         let b = x.dim(0)?;
         let mut map = stem.clone();

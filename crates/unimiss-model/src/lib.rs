@@ -2,7 +2,8 @@
 //! to the official PyTorch implementation, with official checkpoint loading.
 //!
 //! - [`Mit`]: encoder + U-like decoder. The input's rank picks the modality once
-//!   ([`Spatial::Planar`] for `[B, 3, H, W]`, [`Spatial::Volumetric`] for `[B, 1, D, H, W]`);
+//!   ([`Modality::Image2d`] for `[B, 3, H, W]`, [`Modality::Volume3d`] for `[B, 1, D, H, W]`;
+//!   the one 2D/3D type of the workspace, defined in `unimiss-ops` and re-exported here);
 //!   the transformer blocks and class-token projections are shared, the patch embeddings,
 //!   spatial-reduction convolutions and positional tables exist per modality.
 //! - [`Head`]: DINO projection head; [`MitWithHead`]: the official `ModuleWrapper`.
@@ -45,7 +46,6 @@ pub mod init;
 mod mit;
 mod nn;
 mod pos_embed;
-pub use unimiss_ops::profile;
 mod spatial;
 mod stage;
 
@@ -54,4 +54,5 @@ pub use encoder::EncoderOutput;
 pub use head::{Head, MitWithHead, is_frozen};
 pub use init::SeededVarMap;
 pub use mit::{DenseOutput, Mit};
-pub use spatial::{Grid, Spatial};
+pub use spatial::Grid;
+pub use unimiss_ops::Modality;

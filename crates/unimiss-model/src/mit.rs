@@ -7,7 +7,9 @@ use candle_nn::VarBuilder;
 use crate::config::MitConfig;
 use crate::encoder::{Encoder, EncoderOutput, stage_tokens};
 use crate::nn::{LayerNorm, Linear, UpConv};
-use crate::spatial::{Grid, Spatial, Switch};
+use unimiss_ops::Modality;
+
+use crate::spatial::{Grid, Switch};
 use crate::stage::{DECODER, Stage, split, to_map};
 
 #[derive(Clone, Debug)]
@@ -81,8 +83,8 @@ impl Mit {
         &self.cfg
     }
 
-    fn check_input(x: &Tensor) -> Result<Spatial> {
-        let s = Spatial::of_input(x)?;
+    fn check_input(x: &Tensor) -> Result<Modality> {
+        let s = Modality::of_input(x)?;
         let c = x.dim(1)?;
         if c != s.in_channels() {
             bail!("{} input must have {} channel(s), got shape {:?}", s.tag(), s.in_channels(), x.dims())
@@ -97,7 +99,7 @@ impl Mit {
     }
 
     /// Decoder stage `j`'s input: its transposed convolution of `map` plus the encoder skip.
-    fn up_skip(&self, j: usize, s: Spatial, map: &Tensor, enc: &EncoderOutput, x: &Tensor) -> Result<Tensor> {
+    fn up_skip(&self, j: usize, s: Modality, map: &Tensor, enc: &EncoderOutput, x: &Tensor) -> Result<Tensor> {
         let up = self.decoder[j].embed.get(s).forward(map)?;
         let skip = &enc.maps[2 - j];
         if up.dims() != skip.dims() {

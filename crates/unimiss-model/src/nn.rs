@@ -1,4 +1,4 @@
-//! Layers: linear, layer norm, MLP, convolution blocks (2D or 3D by [`Spatial`]), transposed
+//! Layers: linear, layer norm, MLP, convolution blocks (2D or 3D by [`Modality`]), transposed
 //! convolutions. Initialisation hints follow the official `_init_weights`.
 
 use candle::{Result, Tensor, bail};
@@ -6,7 +6,7 @@ use candle_nn::{Init, VarBuilder};
 use unimiss_ops::{ConvParams, ConvTransposeParams, conv_transpose2d, conv_transpose3d, conv2d, conv3d};
 
 use crate::profile::time;
-use crate::spatial::Spatial;
+use unimiss_ops::Modality;
 
 /// `trunc_normal_(std=0.02)` with absolute bounds ±2, i.e. an untruncated N(0, 0.02²) in practice.
 pub(crate) const TRUNC_NORMAL_02: Init = Init::Randn { mean: 0.0, stdev: 0.02 };
@@ -33,19 +33,7 @@ impl Linear {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        time("linear", || {
-            let dims = x.dims();
-            let Some((&inp, lead)) = dims.split_last() else { bail!("linear: scalar input") };
-            let m: usize = lead.iter().product();
-            let y = x.reshape((m, inp))?.matmul(&self.weight.t()?)?;
-            let y = match &self.bias {
-                Some(b) => y.broadcast_add(b)?,
-                None => y,
-            };
-            let mut out = lead.to_vec();
-            out.push(self.weight.dim(0)?);
-            y.reshape(out)
-        })
+        time("linear", || unimiss_ops::linear(x, &self.weight, self.bias.as_ref()))
     }
 }
 
@@ -95,7 +83,7 @@ impl Mlp {
 pub(crate) struct Conv {
     weight: Tensor,
     bias: Option<Tensor>,
-    spatial: Spatial,
+    modality: Modality,
     stride: [usize; 3],
     padding: [usize; 3],
     label: &'static str,
@@ -114,24 +102,24 @@ pub(crate) struct ConvSpec {
 
 impl Conv {
     /// Official init: kaiming_normal(fan_out, ReLU gain); bias PyTorch default uniform.
-    pub(crate) fn new(spatial: Spatial, spec: &ConvSpec, vb: VarBuilder) -> Result<Self> {
-        let taps = spatial.kernel_volume(spec.kernel);
+    pub(crate) fn new(modality: Modality, spec: &ConvSpec, vb: VarBuilder) -> Result<Self> {
+        let taps = modality.kernel_volume(spec.kernel);
         let stdev = (2.0 / (spec.out * taps) as f64).sqrt();
         let weight = vb.get_with_hints(
-            spatial.kernel_shape(spec.out, spec.inp, spec.kernel),
+            modality.kernel_shape(spec.out, spec.inp, spec.kernel),
             "weight",
             Init::Randn { mean: 0.0, stdev },
         )?;
         let bias = if spec.bias { Some(vb.get_with_hints(spec.out, "bias", default_uniform(spec.inp * taps))?) } else { None };
-        Ok(Self { weight, bias, spatial, stride: spec.stride, padding: [spec.padding; 3], label: spec.label })
+        Ok(Self { weight, bias, modality, stride: spec.stride, padding: [spec.padding; 3], label: spec.label })
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let [sd, sh, sw] = self.stride;
         let [pd, ph, pw] = self.padding;
-        time(self.label, || match self.spatial {
-            Spatial::Planar => conv2d(x, &self.weight, self.bias.as_ref(), &ConvParams::new([sh, sw], [ph, pw])),
-            Spatial::Volumetric => conv3d(x, &self.weight, self.bias.as_ref(), &ConvParams::new([sd, sh, sw], [pd, ph, pw])),
+        time(self.label, || match self.modality {
+            Modality::Image2d => conv2d(x, &self.weight, self.bias.as_ref(), &ConvParams::new([sh, sw], [ph, pw])),
+            Modality::Volume3d => conv3d(x, &self.weight, self.bias.as_ref(), &ConvParams::new([sd, sh, sw], [pd, ph, pw])),
         })
     }
 }
@@ -146,8 +134,8 @@ pub(crate) struct ConvBlock {
 }
 
 impl ConvBlock {
-    pub(crate) fn new(spatial: Spatial, spec: &ConvSpec, vb: VarBuilder) -> Result<Self> {
-        let conv = Conv::new(spatial, spec, vb.pp("conv"))?;
+    pub(crate) fn new(modality: Modality, spec: &ConvSpec, vb: VarBuilder) -> Result<Self> {
+        let conv = Conv::new(modality, spec, vb.pp("conv"))?;
         let norm = vb.pp("norm");
         let norm_weight = norm.get_with_hints(spec.out, "weight", Init::Const(1.0))?;
         let norm_bias = norm.get_with_hints(spec.out, "bias", Init::Const(0.0))?;
@@ -170,22 +158,22 @@ impl ConvBlock {
 pub(crate) struct UpConv {
     weight: Tensor,
     bias: Tensor,
-    spatial: Spatial,
+    modality: Modality,
 }
 
 impl UpConv {
     /// PyTorch default init (the official init function does not touch transposed convs).
-    pub(crate) fn new(spatial: Spatial, inp: usize, out: usize, vb: VarBuilder) -> Result<Self> {
-        let fan_in = out * spatial.kernel_volume(2);
-        let weight = vb.get_with_hints(spatial.kernel_shape(inp, out, 2), "weight", default_uniform(fan_in))?;
+    pub(crate) fn new(modality: Modality, inp: usize, out: usize, vb: VarBuilder) -> Result<Self> {
+        let fan_in = out * modality.kernel_volume(2);
+        let weight = vb.get_with_hints(modality.kernel_shape(inp, out, 2), "weight", default_uniform(fan_in))?;
         let bias = vb.get_with_hints(out, "bias", default_uniform(fan_in))?;
-        Ok(Self { weight, bias, spatial })
+        Ok(Self { weight, bias, modality })
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        time("conv_transpose", || match self.spatial {
-            Spatial::Planar => conv_transpose2d(x, &self.weight, Some(&self.bias), &ConvTransposeParams::new([2, 2])),
-            Spatial::Volumetric => conv_transpose3d(x, &self.weight, Some(&self.bias), &ConvTransposeParams::new([2, 2, 2])),
+        time("conv_transpose", || match self.modality {
+            Modality::Image2d => conv_transpose2d(x, &self.weight, Some(&self.bias), &ConvTransposeParams::new([2, 2])),
+            Modality::Volume3d => conv_transpose3d(x, &self.weight, Some(&self.bias), &ConvTransposeParams::new([2, 2, 2])),
         })
     }
 }

@@ -14,7 +14,9 @@ use candle::{Result, Tensor, bail};
 use unimiss_ops::interp::{Resize, interpolate_bicubic2d, interpolate_trilinear3d};
 
 use crate::profile::time;
-use crate::spatial::{Grid, Spatial};
+use unimiss_ops::Modality;
+
+use crate::spatial::Grid;
 
 /// `pos [1, 1+N, C]` resized for tokens on `grid`; returns `[1, 1 + grid.tokens(), C]`.
 pub(crate) fn resize(pos: &Tensor, grid: &Grid) -> Result<Tensor> {
@@ -27,8 +29,8 @@ pub(crate) fn resize(pos: &Tensor, grid: &Grid) -> Result<Tensor> {
         let cls = pos.narrow(1, 0, 1)?;
         let patch = pos.narrow(1, 1, n)?;
         let (w, h) = (grid.w, grid.h);
-        let resized = match grid.spatial {
-            Spatial::Planar => {
+        let resized = match grid.modality {
+            Modality::Image2d => {
                 let side = (n as f64).sqrt();
                 let s = side as usize;
                 if s * s != n {
@@ -43,7 +45,7 @@ pub(crate) fn resize(pos: &Tensor, grid: &Grid) -> Result<Tensor> {
                 }
                 out.permute((0, 2, 3, 1))?.reshape((1, w * h, c))?
             }
-            Spatial::Volumetric => {
+            Modality::Volume3d => {
                 let d = grid.d;
                 let side = (n as f64 / d as f64).sqrt();
                 let m = side as usize;

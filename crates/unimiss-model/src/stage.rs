@@ -9,7 +9,9 @@ use crate::config::StageConfig;
 use crate::nn::TRUNC_NORMAL_02;
 use crate::pos_embed;
 use crate::profile::time;
-use crate::spatial::{Grid, Spatial, Switch};
+use unimiss_ops::Modality;
+
+use crate::spatial::{Grid, Switch};
 
 /// Norm eps and q/kv bias of a network half (encoder: 1e-6 with bias; decoder: 1e-5 without).
 #[derive(Clone, Copy, Debug)]
@@ -39,8 +41,8 @@ impl Stage {
         cls: bool,
         half: Half,
         rates: &[f64],
-        pos_key: impl Fn(Spatial) -> String,
-        tokens: impl Fn(Spatial) -> usize,
+        pos_key: impl Fn(Modality) -> String,
+        tokens: impl Fn(Modality) -> usize,
         vb_pos: &VarBuilder,
         vb_blocks: VarBuilder,
     ) -> Result<Self> {
@@ -55,7 +57,7 @@ impl Stage {
     /// Without class token (`cls` None, a stage built with `cls = false`) the table is added as
     /// is, as the official segmentation networks do; its length must equal the token count.
     fn tokens(&self, map: &Tensor, grid: &Grid, cls: Option<&Tensor>) -> Result<Tensor> {
-        let table = self.pos.get(grid.spatial);
+        let table = self.pos.get(grid.modality);
         match cls {
             Some(cls) => {
                 if !self.cls {

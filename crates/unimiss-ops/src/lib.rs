@@ -7,7 +7,10 @@
 //! - [`conv2d`], [`conv3d`]: convolutions with per-axis stride, padding and dilation.
 //! - [`conv_transpose2d`], [`conv_transpose3d`]: transposed convolutions (PyTorch layout
 //!   `[C_in, C_out, k..]`, output padding).
-//! - [`instance_norm`], [`layer_norm`], [`softmax_last_dim`], [`leaky_relu`].
+//! - [`Modality`]: the 2D/3D switch of the whole workspace (re-exported by the model, data and
+//!   ssl crates).
+//! - [`instance_norm`], [`layer_norm`], [`softmax_last_dim`], [`leaky_relu`], [`gelu`].
+//! - [`linear`]: `x Wᵀ + b` as one autograd node (GEMM forward, fused backward).
 //! - [`interp`]: bicubic, bilinear and trilinear resizing with PyTorch's `align_corners=False`
 //!   semantics, including the scale-factor mode.
 //!
@@ -38,13 +41,17 @@ mod activation;
 mod cpu_util;
 mod conv;
 pub mod interp;
+mod modality;
 pub mod profile;
+mod linear;
 mod norm;
 
 pub use activation::{gelu, leaky_relu, softmax_last_dim};
 pub use conv::{
     ConvParams, ConvTransposeParams, conv_transpose2d, conv_transpose3d, conv2d, conv3d, set_conv_column_budget,
 };
+pub use modality::Modality;
+pub use linear::linear;
 pub use norm::{instance_norm, layer_norm};
 
 /// The composed implementations (candle primitives only, any device and float dtype) that the
@@ -52,5 +59,6 @@ pub use norm::{instance_norm, layer_norm};
 pub mod reference {
     pub use crate::activation::{leaky_relu_composed as leaky_relu, softmax_composed as softmax_last_dim};
     pub use crate::conv::reference::{conv_transpose3d, conv3d};
+    pub use crate::linear::linear_composed as linear;
     pub use crate::norm::{instance_norm_composed as instance_norm, layer_norm_composed as layer_norm};
 }

@@ -1,8 +1,10 @@
-//! Optional per-operation timers for `cargo xtask bench model`.
+//! Optional named timers for `unimiss bench model|train`: the model's forward operations, the
+//! backward passes of this crate's operators (buckets ending in ` bwd`) and the phases of a
+//! training step (buckets starting with `step:`) add their wall time to one table.
 //!
-//! Off by default (one relaxed atomic load per instrumented call). When enabled, every leaf
-//! operation of the forward pass adds its wall time to a named bucket. CPU ops are synchronous,
-//! so the buckets are exact there; on CUDA they only measure launch time.
+//! Off by default (one relaxed atomic load per instrumented call). CPU ops are synchronous, so
+//! the buckets are exact there; on CUDA they only measure launch time. Buckets nest (a phase
+//! contains operations): sum only buckets of one kind.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

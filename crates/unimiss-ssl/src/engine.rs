@@ -7,6 +7,7 @@ use std::path::Path;
 use candle::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use unimiss_model::{HeadConfig, MitConfig, MitWithHead, SeededVarMap};
+use unimiss_ops::profile::time;
 
 use crate::error::{Result, SslError};
 use crate::loss::{CenterReduce, DinoLoss, DinoLossConfig};
@@ -126,17 +127,18 @@ impl Engine {
             terms.insert(name.to_string(), f64::from(t.to_scalar::<f32>()?));
         }
         let total = f64::from(out.total.to_scalar::<f32>()?);
+        let (teacher_entropy, teacher_mean_entropy) = (out.teacher_entropy, out.teacher_mean_entropy);
         if !total.is_finite() || terms.values().any(|v| !v.is_finite()) {
             let terms = terms.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
             return Err(SslError::NonFiniteLoss { step: step_no, epoch, modality: modality.name(), terms });
         }
-        let store = out.total.backward()?;
-        let mut grads: BTreeMap<String, Tensor> = self
-            .student_vars
-            .iter()
-            .filter_map(|(k, v)| store.get(v.as_tensor()).map(|g| (k.clone(), g.clone())))
-            .collect();
-        drop(store);
+        let mut grads: BTreeMap<String, Tensor> = time("step: backward", || {
+            let store = out.total.backward()?;
+            candle::Result::Ok(
+                self.student_vars.iter().filter_map(|(k, v)| store.get(v.as_tensor()).map(|g| (k.clone(), g.clone()))).collect(),
+            )
+        })?;
+        drop(out);
         if let Some(c) = collective {
             c.average_grads(&mut grads)?;
         }
@@ -148,13 +150,9 @@ impl Engine {
             freeze_3d: modality == Modality::Image2d,
             set_to_none: s.set_to_none,
         };
-        self.optim.step(&grads, &opts)?;
-        ema_update(&self.teacher_vars, &self.student_vars, s.momentum)?;
-        Ok(StepOutcome {
-            total,
-            terms,
-            teacher_entropy: out.teacher_entropy,
-            teacher_mean_entropy: out.teacher_mean_entropy,
-        })
+        time("step: clipping + AdamW", || self.optim.step(&grads, &opts))?;
+        drop(grads);
+        time("step: EMA", || ema_update(&self.teacher_vars, &self.student_vars, s.momentum))?;
+        Ok(StepOutcome { total, terms, teacher_entropy, teacher_mean_entropy })
     }
 }

@@ -50,6 +50,9 @@ pub enum SslError {
          `guard.max_param_norm_ratio`"
     )]
     Diverged { step: u64, epoch: usize, norm: f64, why: String },
+    /// Pre-flight found unreadable manifest entries (the listing names file and line).
+    #[error("{0}\n(fix or remove these entries, or set data.on_bad_sample = \"skip\" to leave them out)")]
+    Preflight(String),
     /// A JSON document (log line, state file) could not be written or parsed.
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),

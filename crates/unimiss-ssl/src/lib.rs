@@ -61,21 +61,5 @@ pub use config::TrainConfig;
 pub use error::{Result, SslError};
 pub use trainer::{Collective, RunSummary, Trainer};
 
-/// The modality of an epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Modality {
-    #[serde(rename = "2d")]
-    Image2d,
-    #[serde(rename = "3d")]
-    Volume3d,
-}
-
-impl Modality {
-    /// `"2d"` or `"3d"`, as written in logs and checkpoints.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Image2d => "2d",
-            Self::Volume3d => "3d",
-        }
-    }
-}
+/// The modality of an epoch: the workspace's one 2D/3D type (defined in `unimiss-ops`).
+pub use unimiss_ops::Modality;

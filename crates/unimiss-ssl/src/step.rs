@@ -3,6 +3,7 @@
 
 use candle::{D, Tensor};
 use unimiss_model::MitWithHead;
+use unimiss_ops::profile::time;
 
 use crate::loss::{CenterReduce, DinoLoss, loss_3d, mean_over_slices, volume_to_slices};
 use crate::Modality;
@@ -29,11 +30,11 @@ pub struct Nets<'a> {
 
 impl Nets<'_> {
     fn teacher(&self, views: &[Tensor]) -> candle::Result<Tensor> {
-        Ok(self.teacher.forward_views(views, false)?.1.detach())
+        time("step: teacher forward", || Ok(self.teacher.forward_views(views, false)?.1.detach()))
     }
 
     fn student(&self, views: &[Tensor]) -> candle::Result<Tensor> {
-        Ok(self.student.forward_views(views, self.train)?.1)
+        time("step: student forward", || Ok(self.student.forward_views(views, self.train)?.1))
     }
 }
 
@@ -59,8 +60,10 @@ pub fn forward_step(
         Modality::Image2d => {
             let t = nets.teacher(views)?;
             let s = nets.student(views)?;
-            let (teacher_entropy, teacher_mean_entropy) = entropies(loss, &t, epoch)?;
-            let l = loss.loss(&s, &t, epoch, reduce)?;
+            let (teacher_entropy, teacher_mean_entropy, l) = time("step: loss", || {
+                let (h, hm) = entropies(loss, &t, epoch)?;
+                candle::Result::Ok((h, hm, loss.loss(&s, &t, epoch, reduce)?))
+            })?;
             Ok(StepLoss { total: l.clone(), terms: vec![("dino", l)], teacher_entropy, teacher_mean_entropy })
         }
         Modality::Volume3d => {
@@ -71,8 +74,10 @@ pub fn forward_step(
             let t_sl = mean_over_slices(&nets.teacher(&slices)?, depth)?;
             let s_vol = nets.student(views)?;
             let s_sl = mean_over_slices(&nets.student(&slices)?, depth)?;
-            let (teacher_entropy, teacher_mean_entropy) = entropies(loss, &t_vol, epoch)?;
-            let t = loss_3d(loss, &s_vol, &t_vol, &s_sl, &t_sl, epoch, reduce)?;
+            let (teacher_entropy, teacher_mean_entropy, t) = time("step: loss", || {
+                let (h, hm) = entropies(loss, &t_vol, epoch)?;
+                candle::Result::Ok((h, hm, loss_3d(loss, &s_vol, &t_vol, &s_sl, &t_sl, epoch, reduce)?))
+            })?;
             Ok(StepLoss {
                 total: t.total()?,
                 terms: vec![("vv", t.vv), ("sv", t.sv), ("ss", t.ss), ("vs", t.vs)],

@@ -129,7 +129,12 @@ impl Trainer {
             engine.copy_student_to_teacher()?;
         }
 
-        let manifest = preflight(&cfg, resume, rank)?;
+        // A resumed run writes into the run directory it resumes from, wherever that now is.
+        let run_dir = match resume {
+            Some(r) => checkpoint::run_dir_of(r)?,
+            None => cfg.output.clone(),
+        };
+        let manifest = preflight(&cfg, &run_dir, rank == 0)?;
         let mut loaders = Vec::new();
         let mut n_global = [0usize; 2];
         for (i, m) in [unimiss_data::Modality::Image2d, unimiss_data::Modality::Volume3d].into_iter().enumerate() {
@@ -185,11 +190,6 @@ impl Trainer {
         };
         let schedules = Schedules::new(&sp, indexing);
         let mut pos = Position { epoch: 0, batch: 0, step: 0 };
-        // A resumed run writes into the run directory it resumes from, wherever that now is.
-        let run_dir = match resume {
-            Some(r) => checkpoint::run_dir_of(r)?,
-            None => cfg.output.clone(),
-        };
         let mut cfg = cfg;
         cfg.output = run_dir.clone();
         if let Some(r) = resume {
@@ -448,6 +448,26 @@ pub fn param_norm(vars: &BTreeMap<String, Var>) -> Result<f64> {
     Ok(s.sqrt())
 }
 
+/// Check every manifest entry before the first step (in parallel): stop with the list of
+/// problems (file and line), or with `data.on_bad_sample = "skip"` print it, write it to
+/// `RUN_DIR/skipped.tsv` and leave those entries out.
+fn preflight(cfg: &TrainConfig, run_dir: &Path, writer: bool) -> Result<Manifest> {
+    let report = unimiss_data::preflight::check_file(&cfg.data.manifest)?;
+    let manifest = Manifest::read(&cfg.data.manifest)?;
+    if report.is_clean() {
+        return Ok(manifest);
+    }
+    if cfg.data.on_bad_sample != "skip" {
+        return Err(SslError::Preflight(report.to_string()));
+    }
+    if writer {
+        eprintln!("warning: {report}\nthese entries are left out (data.on_bad_sample = \"skip\")");
+        std::fs::create_dir_all(run_dir).map_err(io_err(run_dir))?;
+        report.write_tsv(run_dir.join("skipped.tsv"))?;
+    }
+    Ok(report.retain_clean(&manifest))
+}
+
 /// The model configuration of a run.
 pub fn mit_config(cfg: &TrainConfig) -> Result<MitConfig> {
     MitConfig::for_run(&cfg.model.arch, cfg.model.img_size_2d, cfg.model.img_size_3d).map_err(|e| SslError::Config(e.to_string()))
@@ -492,29 +512,4 @@ impl EpochStats {
             skipped,
         })
     }
-}
-
-/// The manifest after pre-flight (every entry checked before the first step): problems stop the
-/// run with the list, or with `data.on_bad_sample = "skip"` are printed, written to
-/// `RUN_DIR/skipped.tsv` (rank 0) and left out.
-fn preflight(cfg: &TrainConfig, resume: Option<&Path>, rank: usize) -> Result<Manifest> {
-    let manifest = Manifest::read(&cfg.data.manifest)?;
-    let report = unimiss_data::preflight::check_file(&cfg.data.manifest)?;
-    if report.is_clean() {
-        return Ok(manifest);
-    }
-    if cfg.data.on_bad_sample != "skip" {
-        return Err(SslError::Config(format!("{report}\n(set data.on_bad_sample = \"skip\" to leave these entries out)")));
-    }
-    if rank == 0 {
-        let run_dir = match resume {
-            Some(r) => checkpoint::run_dir_of(r)?,
-            None => cfg.output.clone(),
-        };
-        std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
-        let out = run_dir.join("skipped.tsv");
-        report.write_tsv(&out)?;
-        eprintln!("{report}\n(on_bad_sample = \"skip\": these entries are left out; listed in {})", out.display());
-    }
-    Ok(report.retain_clean(&manifest))
 }

@@ -23,7 +23,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use unimiss_model::checkpoint::Which;
-use unimiss_model::{MitConfig, SeededVarMap};
+use unimiss_model::{MitConfig, Modality, SeededVarMap};
 use unimiss_ssl::checkpoint::{self, Snapshot};
 use unimiss_ssl::log::{JsonlLog, TaskEpochRecord, TaskStepRecord, rss_mb};
 use unimiss_ssl::optim::{AdamW, Clip, Decay, StepOptions};
@@ -40,7 +40,7 @@ use crate::infer::{input_of, predict_probs};
 use crate::labelled::LabelledManifest;
 use crate::losses::cross_entropy;
 use crate::metrics::classification_metrics;
-use crate::nets::{ClsNet, SegNet, Task, TaskNet, load_pretrained};
+use crate::nets::{ClsNet, SegNet, Task, TaskKind, TaskNet, load_pretrained};
 
 /// Checkpoints kept in a fine-tuning run directory.
 const KEEP: usize = 2;
@@ -94,6 +94,13 @@ struct State {
     history: Vec<(f64, f64)>,
 }
 
+/// Check every image, volume and mask of a labelled manifest before the first step (in
+/// parallel); a problem stops the run with the list (file, manifest line, reason).
+fn preflight(origin: &Path) -> Result<()> {
+    let report = crate::labelled::preflight(origin)?;
+    if report.is_clean() { Ok(()) } else { Err(TaskError::file(origin, report)) }
+}
+
 /// The MiT configuration of a fine-tuning config.
 pub fn mit_config(cfg: &FinetuneConfig) -> Result<MitConfig> {
     Ok(MitConfig::for_run(&cfg.arch, cfg.input_2d, cfg.input_3d)?)
@@ -106,9 +113,10 @@ pub fn build_net(meta: &TaskMeta, dev: &Device) -> Result<(VarMap, TaskNet)> {
     let vb = SeededVarMap::var_builder(&vm, meta.config.seed, DType::F32, dev);
     let cfg = mit_config(&meta.config)?;
     let k = meta.classes.len();
-    let net = match meta.task {
-        Task::Seg3d | Task::Seg2d => TaskNet::Seg(SegNet::new(&cfg, meta.task.spatial(), k, meta.task == Task::Seg3d, vb)?),
-        Task::Cls3d | Task::Cls2d => TaskNet::Cls(ClsNet::new(&cfg, meta.task.spatial(), k, vb)?),
+    let (kind, modality) = (meta.task.kind(), meta.task.modality());
+    let net = match kind {
+        TaskKind::Segmentation => TaskNet::Seg(SegNet::new(&cfg, modality, k, modality == Modality::Volume3d, vb)?),
+        TaskKind::Classification => TaskNet::Cls(ClsNet::new(&cfg, modality, k, vb)?),
     };
     Ok((vm, net))
 }
@@ -158,18 +166,13 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
     cfg.validate()?;
     let train = LabelledManifest::read(&job.train)?;
     let val = LabelledManifest::read(&job.val)?;
-    for p in [&job.train, &job.val] {
-        let report = crate::labelled::preflight(p)?;
-        if !report.is_clean() {
-            return Err(TaskError::Invalid(report.to_string()));
-        }
-    }
     for (m, p) in [(&train, &job.train), (&val, &job.val)] {
-        let want = job.task.spatial().tag().to_ascii_lowercase();
-        if let Some(s) = m.samples.iter().find(|s| s.sample.modality.to_string() != want) {
+        if let Some(s) = m.samples.iter().find(|s| s.sample.modality != job.task.modality()) {
             return Err(TaskError::file(p, format!("{}: modality {} does not fit task {}", s.sample.path.display(), s.sample.modality, job.task)));
         }
     }
+    preflight(&job.train)?;
+    preflight(&job.val)?;
     let seg = job.task.is_segmentation();
     let classes = if seg { seg_channels(job.task, &train, &job.train)? } else { class_names(&train, &job.train)? };
     let k = classes.len();

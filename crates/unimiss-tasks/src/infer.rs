@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use candle::{Device, Tensor};
+use unimiss_model::Modality;
 
 use crate::config::FinetuneConfig;
 use crate::dataset::{load_image, load_volume};
@@ -14,9 +15,9 @@ use crate::sliding::flip;
 
 /// The network input of one sample, `(C, …)` flattened, and its shape.
 pub fn input_of(task: Task, path: &Path, cfg: &FinetuneConfig) -> Result<(Vec<f32>, Vec<usize>)> {
-    Ok(match task.spatial() {
-        unimiss_model::Spatial::Planar => (load_image(path, cfg.input_2d)?, vec![3, cfg.input_2d, cfg.input_2d]),
-        unimiss_model::Spatial::Volumetric => {
+    Ok(match task.modality() {
+        Modality::Image2d => (load_image(path, cfg.input_2d)?, vec![3, cfg.input_2d, cfg.input_2d]),
+        Modality::Volume3d => {
             let s = cfg.input_3d;
             (load_volume(path, s)?.0, vec![1, s[0], s[1], s[2]])
         }

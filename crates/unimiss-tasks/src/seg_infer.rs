@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use candle::{DType, Device, Tensor};
 use serde_json::{Value, json};
 use unimiss_data::nifti::{Datatype, OutputType, read_nifti_image};
-use unimiss_model::Spatial;
+use unimiss_model::Modality;
 
 use crate::config::FinetuneConfig;
 use crate::dataset::{load_image_native, load_label_volume, load_masks_2d, load_volume_native};
@@ -61,12 +61,12 @@ pub fn sliding_window(task: Task, cfg: &FinetuneConfig) -> SlidingWindow {
 /// The network input of `path` at native resolution as `(C, D, H, W)` (2D: `(3, 1, H, W)`) on
 /// `dev`, with its dims and spacing (3D).
 pub fn native_input(task: Task, path: &Path, dev: &Device) -> Result<(Tensor, [usize; 3], Option<[f64; 3]>)> {
-    match task.spatial() {
-        Spatial::Volumetric => {
+    match task.modality() {
+        Modality::Volume3d => {
             let (x, dims, spacing) = load_volume_native(path)?;
             Ok((Tensor::from_vec(x, (1, dims[0], dims[1], dims[2]), dev)?, dims, Some(spacing)))
         }
-        Spatial::Planar => {
+        Modality::Image2d => {
             let (x, [h, w]) = load_image_native(path)?;
             Ok((Tensor::from_vec(x, (3, 1, h, w), dev)?, [1, h, w], None))
         }
@@ -77,7 +77,7 @@ pub fn native_input(task: Task, path: &Path, dev: &Device) -> Result<(Tensor, [u
 /// `(C, D, H, W)`, window by window: softmax over classes (3D) or sigmoid per label (2D).
 pub fn seg_probabilities(net: &SegNet, task: Task, image: &Tensor, cfg: &FinetuneConfig) -> Result<Tensor> {
     let sw = sliding_window(task, cfg);
-    let planar = task.spatial() == Spatial::Planar;
+    let planar = task.modality() == Modality::Image2d;
     let mut model = |b: &Tensor| -> Result<Tensor> {
         if planar {
             Ok(candle_nn::ops::sigmoid(&net.forward(&b.squeeze(2)?)?)?.unsqueeze(2)?)
@@ -97,8 +97,8 @@ pub fn predict_seg(net: &SegNet, task: Task, path: &Path, cfg: &FinetuneConfig, 
     let probs: Vec<f32> = probs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
     let n: usize = dims.iter().product();
     let channel = |c: usize| &probs[c * n..(c + 1) * n];
-    match task.spatial() {
-        Spatial::Volumetric => {
+    match task.modality() {
+        Modality::Volume3d => {
             let labels = (0..n)
                 .map(|i| {
                     let mut best = 0;
@@ -112,7 +112,7 @@ pub fn predict_seg(net: &SegNet, task: Task, path: &Path, cfg: &FinetuneConfig, 
                 .collect();
             Ok(SegMaps { dims, spacing, labels, masks: vec![] })
         }
-        Spatial::Planar => Ok(SegMaps { dims, spacing, labels: vec![], masks: (0..k).map(|c| channel(c).iter().map(|&v| v >= 0.5).collect()).collect() }),
+        Modality::Image2d => Ok(SegMaps { dims, spacing, labels: vec![], masks: (0..k).map(|c| channel(c).iter().map(|&v| v >= 0.5).collect()).collect() }),
     }
 }
 
@@ -121,13 +121,13 @@ pub fn predict_seg(net: &SegNet, task: Task, path: &Path, cfg: &FinetuneConfig, 
 pub fn ground_truth(task: Task, s: &LabelledSample, classes: usize, dims: [usize; 3], spacing: Option<[f64; 3]>) -> Result<SegMaps> {
     let p = &s.sample.path;
     let mask0 = s.masks.first().ok_or_else(|| TaskError::file(p, "the sample has no mask column"))?;
-    match (task.spatial(), spacing) {
-        (Spatial::Volumetric, Some(sp)) => {
+    match (task.modality(), spacing) {
+        (Modality::Volume3d, Some(sp)) => {
             let labels = load_label_volume(mask0, dims, sp, dims, classes)?;
             Ok(SegMaps { dims, spacing, labels, masks: vec![] })
         }
-        (Spatial::Volumetric, None) => Err(TaskError::file(p, "a 3D ground truth needs the image spacing")),
-        (Spatial::Planar, _) => Ok(SegMaps { dims, spacing: None, labels: vec![], masks: load_masks_2d(&s.masks, p, [dims[1], dims[2]])? }),
+        (Modality::Volume3d, None) => Err(TaskError::file(p, "a 3D ground truth needs the image spacing")),
+        (Modality::Image2d, _) => Ok(SegMaps { dims, spacing: None, labels: vec![], masks: load_masks_2d(&s.masks, p, [dims[1], dims[2]])? }),
     }
 }
 
@@ -137,9 +137,9 @@ pub fn case_metrics(task: Task, name: &str, pred: &SegMaps, gt: &SegMaps, classe
     if pred.dims != gt.dims {
         return Err(TaskError::ShapeMismatch { what: format!("{name}: prediction vs ground-truth grid"), got: pred.dims.to_vec(), expected: gt.dims.to_vec() });
     }
-    let (first, opts) = match task.spatial() {
-        Spatial::Volumetric => (1, SegMetricOptions { smooth: 0.0, hd95_spacing: Some(pred.spacing.unwrap_or([1.0; 3])) }),
-        Spatial::Planar => (0, SegMetricOptions { smooth: 0.01, hd95_spacing: Some([1.0; 3]) }),
+    let (first, opts) = match task.modality() {
+        Modality::Volume3d => (1, SegMetricOptions { smooth: 0.0, hd95_spacing: Some(pred.spacing.unwrap_or([1.0; 3])) }),
+        Modality::Image2d => (0, SegMetricOptions { smooth: 0.01, hd95_spacing: Some([1.0; 3]) }),
     };
     let mut case = SegCase { case: name.into(), dice: vec![], jaccard: vec![], hd95: Some(vec![]) };
     for c in first..classes {
@@ -176,14 +176,14 @@ pub fn mean_dice(cases: &[SegCase]) -> f64 {
 /// settings under `inference`, and per-case rows under `cases`.
 pub fn seg_report(net: &SegNet, task: Task, classes: &[String], m: &LabelledManifest, cfg: &FinetuneConfig, dev: &Device) -> Result<Value> {
     let cases = seg_cases(net, task, m, classes.len(), cfg, dev)?;
-    let names = match task.spatial() {
-        Spatial::Volumetric => classes.get(1..).unwrap_or(&[]),
-        Spatial::Planar => classes,
+    let names = match task.modality() {
+        Modality::Volume3d => classes.get(1..).unwrap_or(&[]),
+        Modality::Image2d => classes,
     };
     let mut report = segmentation_report(names, &cases)?;
     if let Value::Object(map) = &mut report {
         let sw = sliding_window(task, cfg);
-        map.insert("hd95_unit".into(), json!(if task.spatial() == Spatial::Volumetric { "mm" } else { "px" }));
+        map.insert("hd95_unit".into(), json!(if task.modality() == Modality::Volume3d { "mm" } else { "px" }));
         map.insert("inference".into(), json!({"patch": sw.patch, "step": sw.step, "gaussian": sw.gaussian, "mirror": sw.mirror}));
     }
     Ok(report)
@@ -193,8 +193,8 @@ pub fn seg_report(net: &SegNet, task: Task, classes: &[String], m: &LabelledMani
 /// geometry (3D), or one PNG mask (0/255) per label (2D). Returns the written files.
 pub fn write_seg_prediction(task: Task, path: &Path, pred: &SegMaps, classes: &[String], out: &Path) -> Result<Vec<PathBuf>> {
     let stem = file_stem(path);
-    match task.spatial() {
-        Spatial::Volumetric => {
+    match task.modality() {
+        Modality::Volume3d => {
             let img = read_nifti_image(path).map_err(|e| TaskError::file(path, e))?;
             let mut h = img.header.clone();
             h.datatype = Datatype::I16;
@@ -205,7 +205,7 @@ pub fn write_seg_prediction(task: Task, path: &Path, pred: &SegMaps, classes: &[
             write_volume(&dst, &data, pred.dims, &h, OutputType::Int16)?;
             Ok(vec![dst])
         }
-        Spatial::Planar => {
+        Modality::Image2d => {
             let [_, hh, ww] = pred.dims;
             let mut files = Vec::with_capacity(pred.masks.len());
             for (m, name) in pred.masks.iter().zip(classes) {

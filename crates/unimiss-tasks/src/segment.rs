@@ -11,7 +11,7 @@ use std::path::Path;
 
 use candle::{Device, Tensor};
 use unimiss_data::augment::{Stream, sample_rng};
-use unimiss_model::Spatial;
+use unimiss_model::Modality;
 
 use crate::augment::{Augmenter, SampleArrays};
 use crate::config::FinetuneConfig;
@@ -52,9 +52,9 @@ pub fn seg_channels(task: Task, m: &LabelledManifest, origin: &Path) -> Result<V
 
 /// The network input (= training patch and sliding-window) size `(D, H, W)`; `D = 1` for 2D.
 pub fn patch_size(task: Task, cfg: &FinetuneConfig) -> [usize; 3] {
-    match task.spatial() {
-        Spatial::Volumetric => cfg.input_3d,
-        Spatial::Planar => [1, cfg.input_2d, cfg.input_2d],
+    match task.modality() {
+        Modality::Volume3d => cfg.input_3d,
+        Modality::Image2d => [1, cfg.input_2d, cfg.input_2d],
     }
 }
 

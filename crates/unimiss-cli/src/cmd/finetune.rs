@@ -81,7 +81,11 @@ pub fn resolve_job(args: &Args) -> anyhow::Result<FinetuneJob> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let job = resolve_job(&args)?;
+    let mut job = resolve_job(&args)?;
+    if !job.resume {
+        // One run per directory (unimiss_ssl::rundir): a new run never writes into another's.
+        job.output = unimiss_ssl::rundir::claim(&job.output, unimiss_ssl::rundir::Claim::New)?;
+    }
     let dev = unimiss_ssl::trainer::parse_device(&args.device)?;
     eprintln!(
         "finetune {}: {} epochs, batch {}, lr {:e}, on {} → {}",

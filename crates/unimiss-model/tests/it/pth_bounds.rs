@@ -224,8 +224,9 @@ fn hand_built_tensors_read_exactly() -> Result<()> {
 /// On the official fixture, the bounded reader gives exactly candle's tensors (same keys, shapes,
 /// bits) for the `teacher` state_dict.
 #[test]
+#[ignore = "needs the parity fixtures: set UNIMISS_FIXTURES (default ../shared/fixtures/parity), run with --include-ignored"]
 fn official_fixture_reads_as_candle_does() -> Result<()> {
-    let Some(dir) = crate::common::fixtures() else { return Ok(()) };
+    let dir = crate::common::fixtures();
     let path = dir.join("mit_tiny_official.pth");
     let ours = checkpoint::load_pth(&path, Which::Teacher)?;
     let theirs = candle::pickle::read_all_with_key(&path, Some("teacher"))?;

@@ -78,7 +78,7 @@ impl CustomOp1 for Softmax {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, gy: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(y.apply_op2(&gy.contiguous()?, SoftmaxGrad { len: self.len })?))
+        crate::profile::time("softmax bwd", || Ok(Some(y.apply_op2(&gy.contiguous()?, SoftmaxGrad { len: self.len })?)))
     }
 }
 
@@ -141,7 +141,9 @@ impl CustomOp1 for LeakyRelu {
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, gy: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(x.apply_op2(&gy.contiguous()?, LeakyReluGrad { slope: self.slope })?))
+        crate::profile::time("leaky_relu bwd", || {
+            Ok(Some(x.apply_op2(&gy.contiguous()?, LeakyReluGrad { slope: self.slope })?))
+        })
     }
 }
 

@@ -87,7 +87,7 @@ impl CustomOp1 for Gelu {
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, gy: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(x.apply_op2(&gy.contiguous()?, GeluGrad)?))
+        crate::profile::time("gelu bwd", || Ok(Some(x.apply_op2(&gy.contiguous()?, GeluGrad)?)))
     }
 }
 

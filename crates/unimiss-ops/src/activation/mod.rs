@@ -37,8 +37,9 @@ pub fn softmax_composed(x: &Tensor) -> Result<Tensor> {
     e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
 }
 
-/// LeakyReLU (PyTorch `LeakyReLU`): `x` where `x > 0`, else `negative_slope * x`; the gradient
-/// at `x <= 0` is `negative_slope` on the CPU kernel.
+/// LeakyReLU (PyTorch `LeakyReLU`): `x` where `x > 0`, else `negative_slope * x`. The gradient
+/// is 1 where `x > 0` and `negative_slope` where `x <= 0` (PyTorch's `leaky_relu_backward`, so
+/// `negative_slope` at exactly 0), on the CPU kernel and the composition alike.
 pub fn leaky_relu(x: &Tensor, negative_slope: f64) -> Result<Tensor> {
     if fused(x) {
         return x.contiguous()?.apply_op1(cpu::LeakyRelu { slope: negative_slope });
@@ -46,9 +47,11 @@ pub fn leaky_relu(x: &Tensor, negative_slope: f64) -> Result<Tensor> {
     leaky_relu_composed(x, negative_slope)
 }
 
-/// [`leaky_relu`] composed from candle primitives (gradient 0 at exactly `x = 0`).
+/// [`leaky_relu`] composed from candle primitives: a select on `x > 0`, whose backward routes
+/// the gradient to the `x` branch only where `x > 0`, giving `negative_slope` at exactly 0 like
+/// the kernel and PyTorch.
 pub fn leaky_relu_composed(x: &Tensor, negative_slope: f64) -> Result<Tensor> {
-    x.relu()? - x.neg()?.relu()?.affine(negative_slope, 0.0)?
+    x.gt(&x.zeros_like()?)?.where_cond(x, &x.affine(negative_slope, 0.0)?)
 }
 
 /// Exact GELU, `x Φ(x)` (PyTorch `nn.GELU()`, `approximate='none'`), with gradients. On the CPU a

@@ -8,26 +8,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use candle::{Result, bail};
+use candle::Result;
 use rayon::prelude::*;
 
 use super::ConvGeom;
-
-/// Element types the engine runs on.
-pub(crate) trait Elem: candle::WithDType + std::ops::AddAssign {
-    const ZERO: Self;
-    const ONE: Self;
-}
-
-impl Elem for f32 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-}
-
-impl Elem for f64 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-}
+pub(crate) use crate::cpu_util::Elem;
+use crate::cpu_util::{Mat, gemm};
 
 /// Elements of the column buffer per chunk (default 64 MiB in f32).
 static COL_BUDGET: AtomicUsize = AtomicUsize::new(1 << 24);
@@ -44,54 +30,6 @@ const TILE: usize = 1 << 18;
 /// Fixed number of parallel groups of chunks for the weight gradient (and the minimum number
 /// of chunks): a fixed partition keeps its summation order, hence its result, deterministic.
 const GROUPS: usize = 8;
-
-/// A read-only matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
-struct Mat<'a, T> {
-    data: &'a [T],
-    rs: usize,
-    cs: usize,
-}
-
-/// `dst[m x n]` (row stride `n`) = `(acc ? dst : 0) + a[m x k] * b[k x n]`, on all threads when
-/// `par` (one big product) or on the calling thread (inside a rayon task).
-#[allow(clippy::too_many_arguments)]
-fn gemm<T: Elem>(m: usize, n: usize, k: usize, dst: &mut [T], acc: bool, a: Mat<T>, b: Mat<T>, par: bool) -> Result<()> {
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
-    let fits = |mat: &Mat<T>, rows: usize, cols: usize| (rows - 1) * mat.rs + (cols - 1) * mat.cs < mat.data.len();
-    if k == 0 || dst.len() < m * n || !fits(&a, m, k) || !fits(&b, k, n) {
-        bail!("conv gemm: buffers too small for {m}x{k} * {k}x{n}")
-    }
-    let threads = candle::utils::get_num_threads();
-    let par = if par && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: every index the kernel touches, (i * rs + j * cs) for i < rows and j < cols, was
-    // checked against the slice lengths above; dst is exclusively borrowed and does not alias a or b.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            acc,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            T::ONE,
-            T::ONE,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
-    Ok(())
-}
 
 /// Output positions `[lo, hi)` along one axis whose input index `o * s + off - p` lies in
 /// `[0, len)`.

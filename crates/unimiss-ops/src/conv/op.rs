@@ -63,6 +63,12 @@ impl CustomOp2 for ConvOp {
     }
 
     fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        crate::profile::time("conv bwd", || self.grads(a, b, grad))
+    }
+}
+
+impl ConvOp {
+    fn grads(&self, a: &Tensor, b: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let g = &self.geom;
         let want = |t: &Tensor| t.track_op();
         let (ga, gb) = match self.kind {

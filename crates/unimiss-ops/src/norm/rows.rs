@@ -237,7 +237,11 @@ impl CustomOp3 for Norm3 {
         if !(x.track_op() || w.track_op() || b.track_op()) {
             return Ok((None, None, None));
         }
-        let all = x.apply_op3(w, &gy.contiguous()?, Norm3 { norm: self.norm, grad: true })?;
+        let bucket = match self.norm.affine {
+            Affine::PerColumn => "layer_norm bwd",
+            Affine::PerRow { .. } => "instance_norm bwd",
+        };
+        let all = crate::profile::time(bucket, || x.apply_op3(w, &gy.contiguous()?, Norm3 { norm: self.norm, grad: true }))?;
         let (len, np) = (x.elem_count(), self.norm.n_params());
         let gx = x.track_op().then(|| all.narrow(0, 0, len)?.reshape(x.shape())).transpose()?;
         let gw = w.track_op().then(|| all.narrow(0, len, np)).transpose()?;

@@ -91,3 +91,21 @@ pub fn probe_indices(len: usize, count: usize) -> Vec<usize> {
 pub fn dot(y: &Tensor, r: &Tensor) -> Result<Tensor> {
     (y.to_dtype(DType::F64)? * r)?.sum_all()
 }
+
+/// Checks `f(vars)` against `reference` and its gradients by finite differences for every var.
+pub fn check_grads(what: &str, vars: &[&Var], f: &dyn Fn() -> Result<Tensor>, reference: &[f64]) -> Result<()> {
+    let y = f()?;
+    assert_close(&format!("{what} forward"), &values(&y)?, reference, F64);
+    let r = tensor(999, y.dims())?;
+    let grads = dot(&y, &r)?.backward()?;
+    let loss = || dot(&f()?, &r)?.to_scalar::<f64>();
+    for (i, v) in vars.iter().enumerate() {
+        let g = values(grads.get(v).ok_or_else(|| candle::Error::Msg(format!("{what}: no gradient for input {i}")))?)?;
+        let idx = probe_indices(g.len(), 8);
+        let numeric = finite_diff(v, &idx, &loss)?;
+        let analytic: Vec<f64> = idx.iter().map(|&j| g[j]).collect();
+        assert_close(&format!("{what} finite differences input {i}"), &analytic, &numeric, FD);
+        assert!(g.iter().any(|v| *v != 0.0), "{what}: gradient of input {i} is all zero");
+    }
+    Ok(())
+}

@@ -4,7 +4,7 @@
 
 use candle::{DType, Result, Tensor, Var};
 use unimiss_ops::{
-    ConvParams, ConvTransposeParams, conv_transpose3d, conv3d, instance_norm, layer_norm, leaky_relu, reference,
+    ConvParams, ConvTransposeParams, conv_transpose3d, conv3d, instance_norm, layer_norm, leaky_relu, linear, reference,
     softmax_last_dim,
 };
 
@@ -71,6 +71,12 @@ fn composed_paths_match_kernels() -> Result<()> {
         &|t| reference::layer_norm(&t[0], &t[1], &t[2], 1e-5),
     )?;
     compare("softmax", &[x.clone()], &|t| softmax_last_dim(&t[0]), &|t| reference::softmax_last_dim(&t[0]))?;
-    compare("leaky_relu", &[x], &|t| leaky_relu(&t[0], 0.01), &|t| reference::leaky_relu(&t[0], 0.01))?;
+    compare("leaky_relu", &[x.clone()], &|t| leaky_relu(&t[0], 0.01), &|t| reference::leaky_relu(&t[0], 0.01))?;
+    compare(
+        "linear",
+        &[x, var(10, &[3, 5])?, var(11, &[3])?],
+        &|t| linear(&t[0], &t[1], Some(&t[2])),
+        &|t| reference::linear(&t[0], &t[1], Some(&t[2])),
+    )?;
     Ok(())
 }

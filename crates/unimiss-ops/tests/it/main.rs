@@ -6,4 +6,6 @@ mod composed;
 mod conv;
 mod gelu;
 mod interp;
+mod modality;
+mod linear;
 mod norm;

@@ -3,7 +3,7 @@
 use candle::{DType, Result, Tensor, Var};
 use unimiss_ops::{instance_norm, layer_norm, leaky_relu, softmax_last_dim};
 
-use crate::common::{F32, F64, FD, assert_close, dot, finite_diff, probe_indices, tensor, values, var};
+use crate::common::{F32, F64, assert_close, check_grads, tensor, values, var};
 
 /// Normalises each consecutive group of `len` values (biased variance).
 fn normalise_groups(x: &[f64], len: usize, eps: f64) -> Vec<f64> {
@@ -14,24 +14,6 @@ fn normalise_groups(x: &[f64], len: usize, eps: f64) -> Vec<f64> {
             g.iter().map(move |v| (v - mean) / (var + eps).sqrt()).collect::<Vec<_>>()
         })
         .collect()
-}
-
-/// Checks `f(vars)` against `reference` and its gradients by finite differences for every var.
-fn check_grads(what: &str, vars: &[&Var], f: &dyn Fn() -> Result<Tensor>, reference: &[f64]) -> Result<()> {
-    let y = f()?;
-    assert_close(&format!("{what} forward"), &values(&y)?, reference, F64);
-    let r = tensor(999, y.dims())?;
-    let grads = dot(&y, &r)?.backward()?;
-    let loss = || dot(&f()?, &r)?.to_scalar::<f64>();
-    for (i, v) in vars.iter().enumerate() {
-        let g = values(grads.get(v).ok_or_else(|| candle::Error::Msg(format!("{what}: no gradient for input {i}")))?)?;
-        let idx = probe_indices(g.len(), 8);
-        let numeric = finite_diff(v, &idx, &loss)?;
-        let analytic: Vec<f64> = idx.iter().map(|&j| g[j]).collect();
-        assert_close(&format!("{what} finite differences input {i}"), &analytic, &numeric, FD);
-        assert!(g.iter().any(|v| *v != 0.0), "{what}: gradient of input {i} is all zero");
-    }
-    Ok(())
 }
 
 #[test]
@@ -98,6 +80,26 @@ fn leaky_relu_matches_reference() -> Result<()> {
     let x = var(31, &[4, 3, 5])?;
     let expected: Vec<f64> = values(&x)?.iter().map(|&v| if v > 0.0 { v } else { 0.01 * v }).collect();
     check_grads("leaky_relu", &[&x], &|| leaky_relu(&x, 0.01), &expected)
+}
+
+/// At exactly 0 both paths give PyTorch's gradient `negative_slope` (`self > 0 ? g : g·slope`),
+/// and 1 / slope on either side, in f32 and f64.
+#[test]
+fn leaky_relu_gradient_at_zero_is_the_slope_on_both_paths() -> Result<()> {
+    let vals = [-1.5f64, -0.0, 0.0, 0.0, 2.0, -1e-30, 1e-30];
+    let want: Vec<f64> = vals.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.25 }).collect();
+    for dtype in [DType::F64, DType::F32] {
+        let x = Var::from_tensor(&Tensor::new(&vals[..], &candle::Device::Cpu)?.to_dtype(dtype)?)?;
+        for (name, y) in [
+            ("kernel", leaky_relu(x.as_tensor(), 0.25)?),
+            ("composed", unimiss_ops::reference::leaky_relu(x.as_tensor(), 0.25)?),
+        ] {
+            let g = y.sum_all()?.backward()?;
+            let g = values(g.get(x.as_tensor()).ok_or_else(|| candle::Error::Msg(format!("{name}: no gradient")))?)?;
+            assert_eq!(g, want, "{name} {dtype:?} gradient of leaky_relu(0.25) at {vals:?}");
+        }
+    }
+    Ok(())
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use candle::{Module, Tensor};
 use candle_nn::{Init, Linear, VarBuilder};
-use unimiss_model::{Mit, MitConfig, Spatial};
+use unimiss_model::{Mit, MitConfig, Modality};
 
 use crate::error::{Result, TaskError};
 
@@ -10,19 +10,19 @@ use crate::error::{Result, TaskError};
 ///
 /// Parameter names: the backbone under `backbone.` exactly as the model crate (official
 /// pretraining keys, so pretrained weights load without renaming), `norm_new.*`, `head_new.*`.
-/// Only the encoder path of `spatial` is used; the decoder and the other modality's modules exist
+/// Only the encoder path of `modality` is used; the decoder and the other modality's modules exist
 /// in the model crate's `Mit` but receive no gradient.
 #[derive(Debug, Clone)]
 pub struct ClsNet {
     pub backbone: Mit,
-    spatial: Spatial,
+    modality: Modality,
     norm_w: Tensor,
     norm_b: Tensor,
     head: Linear,
 }
 
 impl ClsNet {
-    pub fn new(cfg: &MitConfig, spatial: Spatial, classes: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &MitConfig, modality: Modality, classes: usize, vb: VarBuilder) -> Result<Self> {
         if classes < 2 {
             return Err(TaskError::Invalid(format!("classification needs at least 2 classes, got {classes}")));
         }
@@ -32,15 +32,15 @@ impl ClsNet {
         let norm_b = vb.pp("norm_new").get_with_hints(dim, "bias", Init::Const(0.0))?;
         let hw = vb.pp("head_new").get_with_hints((classes, dim), "weight", Init::Randn { mean: 0.0, stdev: 0.02 })?;
         let hb = vb.pp("head_new").get_with_hints(classes, "bias", Init::Const(0.0))?;
-        Ok(Self { backbone, spatial, norm_w, norm_b, head: Linear::new(hw, Some(hb)) })
+        Ok(Self { backbone, modality, norm_w, norm_b, head: Linear::new(hw, Some(hb)) })
     }
 
     /// Logits `(B, classes)` of `x`: `(B, 3, H, W)` for 2D, `(B, 1, D, H, W)` for 3D.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let s = Spatial::of_input(x)?;
-        if s != self.spatial {
+        let s = Modality::of_input(x)?;
+        if s != self.modality {
             return Err(TaskError::ShapeMismatch {
-                what: format!("{} classification input", self.spatial.tag()),
+                what: format!("{} classification input", self.modality.tag()),
                 got: x.dims().to_vec(),
                 expected: vec![],
             });

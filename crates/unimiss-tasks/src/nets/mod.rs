@@ -12,7 +12,7 @@ pub mod cls;
 pub mod pretrained;
 pub mod seg;
 
-use unimiss_model::Spatial;
+use unimiss_model::Modality;
 
 pub use cls::ClsNet;
 pub use seg::SegNet;
@@ -25,7 +25,16 @@ pub enum TaskNet {
     Seg(SegNet),
 }
 
-/// The four downstream tasks.
+/// What a task predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskKind {
+    /// One class per image or volume ([`ClsNet`]).
+    Classification,
+    /// A label per pixel or voxel ([`SegNet`]).
+    Segmentation,
+}
+
+/// The four downstream tasks: a [`TaskKind`] on a [`Modality`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
@@ -39,15 +48,23 @@ impl Task {
     pub const ALL: [Task; 4] = [Task::Cls3d, Task::Seg3d, Task::Cls2d, Task::Seg2d];
 
     /// The modality the task runs on.
-    pub fn spatial(self) -> Spatial {
+    pub fn modality(self) -> Modality {
         match self {
-            Task::Cls3d | Task::Seg3d => Spatial::Volumetric,
-            Task::Cls2d | Task::Seg2d => Spatial::Planar,
+            Task::Cls3d | Task::Seg3d => Modality::Volume3d,
+            Task::Cls2d | Task::Seg2d => Modality::Image2d,
+        }
+    }
+
+    /// Classification or segmentation.
+    pub fn kind(self) -> TaskKind {
+        match self {
+            Task::Cls3d | Task::Cls2d => TaskKind::Classification,
+            Task::Seg3d | Task::Seg2d => TaskKind::Segmentation,
         }
     }
 
     pub fn is_segmentation(self) -> bool {
-        matches!(self, Task::Seg3d | Task::Seg2d)
+        self.kind() == TaskKind::Segmentation
     }
 
     /// Whether the forward pass of the task network uses the parameter `key` (the model crate's
@@ -63,9 +80,9 @@ impl Task {
 
     /// The key infix of the modality the task does not run (`3D` for 2D tasks, `2D` for 3D).
     pub fn other_tag(self) -> &'static str {
-        match self.spatial() {
-            Spatial::Planar => "3D",
-            Spatial::Volumetric => "2D",
+        match self.modality() {
+            Modality::Image2d => Modality::Volume3d.tag(),
+            Modality::Volume3d => Modality::Image2d.tag(),
         }
     }
 

@@ -15,7 +15,7 @@
 
 use candle::{Module, Tensor};
 use candle_nn::{Init, VarBuilder};
-use unimiss_model::{Mit, MitConfig, STEM_DIM, Spatial};
+use unimiss_model::{Mit, MitConfig, Modality, STEM_DIM};
 use unimiss_ops::interp::{Resize, interpolate_bilinear2d, interpolate_trilinear3d};
 use unimiss_ops::{ConvParams, ConvTransposeParams};
 
@@ -29,21 +29,14 @@ struct Conv {
     padding: usize,
 }
 
-fn kernel(s: Spatial, out: usize, inp: usize, k: usize) -> Vec<usize> {
-    match s {
-        Spatial::Planar => vec![out, inp, k, k],
-        Spatial::Volumetric => vec![out, inp, k, k, k],
-    }
-}
-
 fn kaiming(fan_in: usize) -> Init {
     Init::Randn { mean: 0.0, stdev: (2.0 / fan_in as f64).sqrt() }
 }
 
 impl Conv {
-    fn new(s: Spatial, inp: usize, out: usize, k: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
-        let fan = inp * k.pow(if s == Spatial::Planar { 2 } else { 3 });
-        let w = vb.get_with_hints(kernel(s, out, inp, k), "weight", kaiming(fan))?;
+    fn new(s: Modality, inp: usize, out: usize, k: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
+        let fan = inp * s.kernel_volume(k);
+        let w = vb.get_with_hints(s.kernel_shape(out, inp, k), "weight", kaiming(fan))?;
         let b = if bias { Some(vb.get_with_hints(out, "bias", Init::Const(0.0))?) } else { None };
         Ok(Self { w, b, padding: k / 2 })
     }
@@ -67,9 +60,9 @@ struct UpConv {
 }
 
 impl UpConv {
-    fn new(s: Spatial, inp: usize, out: usize, vb: VarBuilder) -> Result<Self> {
-        let fan = out * if s == Spatial::Planar { 4 } else { 8 };
-        let w = vb.get_with_hints(kernel(s, inp, out, 2), "weight", kaiming(fan))?;
+    fn new(s: Modality, inp: usize, out: usize, vb: VarBuilder) -> Result<Self> {
+        let fan = out * s.kernel_volume(2);
+        let w = vb.get_with_hints(s.kernel_shape(inp, out, 2), "weight", kaiming(fan))?;
         let b = vb.get_with_hints(out, "bias", Init::Const(0.0))?;
         Ok(Self { w, b })
     }
@@ -91,7 +84,7 @@ struct ConvBlock {
 }
 
 impl ConvBlock {
-    fn new(s: Spatial, ch: usize, vb: VarBuilder) -> Result<Self> {
+    fn new(s: Modality, ch: usize, vb: VarBuilder) -> Result<Self> {
         let conv = Conv::new(s, ch, ch, 3, false, vb.pp("conv"))?;
         let gamma = vb.pp("norm").get_with_hints(ch, "weight", Init::Const(1.0))?;
         let beta = vb.pp("norm").get_with_hints(ch, "bias", Init::Const(0.0))?;
@@ -108,7 +101,7 @@ impl ConvBlock {
 #[derive(Debug, Clone)]
 pub struct SegNet {
     pub backbone: Mit,
-    spatial: Spatial,
+    modality: Modality,
     up: UpConv,
     block: ConvBlock,
     cls: Conv,
@@ -117,31 +110,31 @@ pub struct SegNet {
 
 impl SegNet {
     /// `cfg` is turned into its class-token-free variant; `deep_supervision` adds the `ds*` heads.
-    pub fn new(cfg: &MitConfig, spatial: Spatial, classes: usize, deep_supervision: bool, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &MitConfig, modality: Modality, classes: usize, deep_supervision: bool, vb: VarBuilder) -> Result<Self> {
         if classes < 1 {
             return Err(TaskError::Invalid("segmentation needs at least one class".into()));
         }
         let cfg = cfg.clone().with_cls_token(false);
         let backbone = Mit::new(&cfg, vb.pp("backbone"))?;
         let top = cfg.out_dim();
-        let up = UpConv::new(spatial, top, STEM_DIM, vb.pp("transposeconv_stage3"))?;
-        let block = ConvBlock::new(spatial, STEM_DIM, vb.pp("stage3_de"))?;
-        let cls = Conv::new(spatial, STEM_DIM, classes, 1, true, vb.pp("cls_conv"))?;
+        let up = UpConv::new(modality, top, STEM_DIM, vb.pp("transposeconv_stage3"))?;
+        let block = ConvBlock::new(modality, STEM_DIM, vb.pp("stage3_de"))?;
+        let cls = Conv::new(modality, STEM_DIM, classes, 1, true, vb.pp("cls_conv"))?;
         let ds = if deep_supervision {
             let widths = [cfg.decoder[0].dim, cfg.decoder[1].dim, cfg.decoder[2].dim, STEM_DIM];
             widths
                 .iter()
                 .enumerate()
-                .map(|(i, &w)| Conv::new(spatial, w, classes, 1, true, vb.pp(format!("ds{i}_cls_conv"))))
+                .map(|(i, &w)| Conv::new(modality, w, classes, 1, true, vb.pp(format!("ds{i}_cls_conv"))))
                 .collect::<Result<Vec<_>>>()?
         } else {
             vec![]
         };
-        Ok(Self { backbone, spatial, up, block, cls, ds })
+        Ok(Self { backbone, modality, up, block, cls, ds })
     }
 
-    pub fn spatial(&self) -> Spatial {
-        self.spatial
+    pub fn modality(&self) -> Modality {
+        self.modality
     }
 
     pub fn deep_supervision(&self) -> bool {
@@ -151,16 +144,16 @@ impl SegNet {
     /// Logits at full resolution `[B, classes, D, H, W]` (or `[B, classes, H, W]`), then, with
     /// deep supervision and `train`, the ds heads from fine to coarse: `[result, ds3, ds2, ds1, ds0]`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Vec<Tensor>> {
-        let s = Spatial::of_input(x)?;
-        if s != self.spatial {
-            return Err(TaskError::ShapeMismatch { what: format!("{} segmentation input", self.spatial.tag()), got: x.dims().to_vec(), expected: vec![] });
+        let s = Modality::of_input(x)?;
+        if s != self.modality {
+            return Err(TaskError::ShapeMismatch { what: format!("{} segmentation input", self.modality.tag()), got: x.dims().to_vec(), expected: vec![] });
         }
         let dense = self.backbone.forward_dense(x, train)?;
         let y = (self.up.forward(&dense.stages[2])? + &dense.stem)?;
         let stage3 = self.block.forward(&y)?;
         let up = match s {
-            Spatial::Planar => interpolate_bilinear2d(&stage3, Resize::Scale(2.0), Resize::Scale(2.0))?,
-            Spatial::Volumetric => interpolate_trilinear3d(&stage3, Resize::Scale(1.0), Resize::Scale(2.0), Resize::Scale(2.0))?,
+            Modality::Image2d => interpolate_bilinear2d(&stage3, Resize::Scale(2.0), Resize::Scale(2.0))?,
+            Modality::Volume3d => interpolate_trilinear3d(&stage3, Resize::Scale(1.0), Resize::Scale(2.0), Resize::Scale(2.0))?,
         };
         let mut out = vec![self.cls.forward(&up)?];
         if train && !self.ds.is_empty() {

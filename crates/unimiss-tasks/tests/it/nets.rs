@@ -1,9 +1,9 @@
 use candle::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use unimiss_model::checkpoint::Which;
-use unimiss_model::{Mit, MitConfig, Spatial};
+use unimiss_model::{Mit, MitConfig, Modality};
 use unimiss_tasks::TaskError;
-use unimiss_tasks::nets::{ClsNet, Task, load_pretrained};
+use unimiss_tasks::nets::{ClsNet, Task, TaskKind, load_pretrained};
 use unimiss_tasks::zoom::{ClassEntry, zoom_pos_table};
 
 fn var(vm: &VarMap, k: &str) -> Result<Tensor, TaskError> {
@@ -24,7 +24,7 @@ fn pretrained_loading_keys_shapes_and_zoom() -> Result<(), TaskError> {
     // the task network at 32×64×64: 3D tables grow (pos_embed3D1: 8·16·16+1 → 16·16·16+1)
     let cfg = MitConfig::tiny().with_img_size_2d(64).with_img_size_3d([32, 64, 64]);
     let vm = VarMap::new();
-    let net = ClsNet::new(&cfg, Spatial::Volumetric, 2, VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
+    let net = ClsNet::new(&cfg, Modality::Volume3d, 2, VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
     let rep = load_pretrained(&vm, &file, Which::Student, Task::Cls3d)?;
     let k1 = "backbone.transformer.pos_embed3D1";
     assert!(rep.zoomed.contains(&(k1.to_string(), 2049, 4097)), "{:?}", rep.zoomed);
@@ -52,7 +52,7 @@ fn wrong_architecture_is_an_error_naming_the_file() -> Result<(), TaskError> {
     let dir = tempfile::tempdir()?;
     let cfg = MitConfig::tiny().with_img_size_2d(64).with_img_size_3d([16, 64, 64]);
     let vm = VarMap::new();
-    ClsNet::new(&cfg, Spatial::Planar, 3, VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
+    ClsNet::new(&cfg, Modality::Image2d, 3, VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
     let bad = dir.path().join("bad.safetensors");
     let t = Tensor::zeros((7, 7), DType::F32, &dev)?;
     candle::safetensors::save(&std::collections::HashMap::from([("backbone.transformer.block1.0.attn.q.weight".to_string(), t)]), &bad)?;
@@ -63,4 +63,29 @@ fn wrong_architecture_is_an_error_naming_the_file() -> Result<(), TaskError> {
     let e = load_pretrained(&vm, &other, Which::Student, Task::Cls2d).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains("other.safetensors") && e.contains("no tensor"), "{e}");
     Ok(())
+}
+
+#[test]
+fn task_is_a_kind_on_a_modality() {
+    for t in Task::ALL {
+        let prefix = match t.kind() {
+            TaskKind::Classification => "cls",
+            TaskKind::Segmentation => "seg",
+        };
+        assert_eq!(t.name(), format!("{prefix}{}", t.modality()), "{t:?}");
+        assert_eq!(t.is_segmentation(), t.kind() == TaskKind::Segmentation);
+        assert_ne!(t.other_tag(), t.modality().tag());
+        assert!(t.uses(&format!("backbone.transformer.patch_embed{}0.proj.weight", t.modality().tag())));
+        assert!(!t.uses(&format!("backbone.transformer.patch_embed{}0.proj.weight", t.other_tag())));
+    }
+    let pairs: Vec<_> = Task::ALL.iter().map(|t| (t.kind(), t.modality())).collect();
+    assert_eq!(
+        pairs,
+        [
+            (TaskKind::Classification, Modality::Volume3d),
+            (TaskKind::Segmentation, Modality::Volume3d),
+            (TaskKind::Classification, Modality::Image2d),
+            (TaskKind::Segmentation, Modality::Image2d)
+        ]
+    );
 }

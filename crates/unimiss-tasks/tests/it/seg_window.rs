@@ -2,7 +2,7 @@
 
 use candle::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use unimiss_model::{MitConfig, SeededVarMap, Spatial};
+use unimiss_model::{MitConfig, Modality, SeededVarMap};
 use unimiss_tasks::TaskError;
 use unimiss_tasks::config::FinetuneConfig;
 use unimiss_tasks::nets::{SegNet, Task};
@@ -13,7 +13,7 @@ const PATCH: [usize; 3] = [16, 64, 64];
 fn net() -> Result<SegNet, TaskError> {
     let cfg = MitConfig::tiny().with_img_size_3d(PATCH);
     let vm = VarMap::new();
-    SegNet::new(&cfg, Spatial::Volumetric, 3, true, SeededVarMap::var_builder(&vm, 5, DType::F32, &Device::Cpu))
+    SegNet::new(&cfg, Modality::Volume3d, 3, true, SeededVarMap::var_builder(&vm, 5, DType::F32, &Device::Cpu))
 }
 
 /// `x` (C, pd, ph, pw) repeated to `size`, cut at the far ends.
