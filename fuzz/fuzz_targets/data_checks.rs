@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each target uses one of these checks
 //! What the data fuzz targets assert, shared with the replay test of the ordinary suite
 //! (`crates/unimiss-data/tests/it/fuzz_corpus.rs` includes this file), so CI runs every corpus
 //! file through exactly the checks the fuzzer ran. Each function must return (never panic) for

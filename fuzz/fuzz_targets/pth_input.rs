@@ -1,3 +1,4 @@
+#![allow(dead_code)] // the fuzz target uses `check`, the replay test both
 //! What the `pth_reader` fuzz target does with one input, shared with the replay test of the
 //! ordinary suite (`crates/unimiss-model/tests/it/pth_corpus.rs` includes this file).
 //!

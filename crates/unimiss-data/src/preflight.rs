@@ -227,7 +227,7 @@ fn check_volume(path: &Path, file_len: u64, gzip: bool) -> std::result::Result<(
     if voxels > u128::from(DEFAULT_MAX_VOXELS) {
         return Err(format!("{:?} = {voxels} voxels, above the reader's limit of {DEFAULT_MAX_VOXELS}", h.dims));
     }
-    let need = u128::from(h.vox_offset) + h.data_bytes();
+    let need = u128::from(h.vox_offset).saturating_add(h.data_bytes());
     let have = if gzip {
         let rest = std::io::copy(&mut stream, &mut std::io::sink()).map_err(|e| format!("{what}: {e}"))?;
         hdr.len() as u128 + u128::from(rest)

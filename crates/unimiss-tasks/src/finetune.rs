@@ -93,18 +93,21 @@ struct State {
 }
 
 /// Check every image, volume and mask of a labelled manifest before the first step (in
-/// parallel); a problem stops the run with the list (file, entry, reason).
-fn preflight(m: &LabelledManifest, origin: &Path) -> Result<()> {
+/// parallel); a problem stops the run with the list (manifest, line, file, reason). Each line is
+/// parsed alone, which yields its sample exactly as the whole-file parse does.
+fn preflight(origin: &Path) -> Result<()> {
     use unimiss_data::preflight::{Entry, check_entries};
-    let entries: Vec<Entry> = m
-        .samples
-        .iter()
-        .flat_map(|s| {
-            std::iter::once(&s.sample.path)
-                .chain(&s.masks)
-                .map(|p| Entry { path: p.clone(), modality: s.sample.modality, line: None })
-        })
-        .collect();
+    let text = std::fs::read_to_string(origin).map_err(|e| TaskError::file(origin, e))?;
+    let base = origin.parent().unwrap_or(Path::new(""));
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        for s in LabelledManifest::parse(line, base, origin)?.samples {
+            let modality = s.sample.modality;
+            for p in std::iter::once(s.sample.path).chain(s.masks) {
+                entries.push(Entry { path: p, modality, line: Some(i + 1) });
+            }
+        }
+    }
     let report = check_entries(Some(origin.to_path_buf()), &entries);
     if report.is_clean() { Ok(()) } else { Err(TaskError::file(origin, report)) }
 }
@@ -174,8 +177,8 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
     cfg.validate()?;
     let train = job.task.read_manifest(&job.train)?;
     let val = job.task.read_manifest(&job.val)?;
-    preflight(&train, &job.train)?;
-    preflight(&val, &job.val)?;
+    preflight(&job.train)?;
+    preflight(&job.val)?;
     let seg = job.task.is_segmentation();
     let classes = if seg { seg_channels(job.task, &train, &job.train)? } else { class_names(&train, &job.train)? };
     let k = classes.len();

@@ -7,6 +7,8 @@ use std::process::Command;
 
 use candle::{Device, Tensor};
 
+mod drills;
+
 mod common;
 mod runtime;
 

@@ -289,14 +289,14 @@ impl NiftiHeader {
         Ok(())
     }
 
-    /// Number of voxels.
+    /// Number of voxels (saturating: three NIfTI-2 dimensions of 2^63 overflow even u128).
     pub fn voxel_count(&self) -> u128 {
-        self.dims.iter().map(|&d| d as u128).product()
+        self.dims.iter().fold(1u128, |n, &d| n.saturating_mul(d as u128))
     }
 
-    /// Number of bytes of voxel data.
+    /// Number of bytes of voxel data (saturating).
     pub fn data_bytes(&self) -> u128 {
-        self.voxel_count() * self.datatype.size() as u128
+        self.voxel_count().saturating_mul(self.datatype.size() as u128)
     }
 
     /// `(slope, intercept)` to apply, or `None` when the header asks for no scaling

@@ -50,3 +50,25 @@ fn image_reader_corpus_replays_without_panic() {
 fn manifest_parser_corpus_replays_without_panic() {
     replay("manifest_parser", data_checks::manifest);
 }
+
+/// Found by `nifti_reader` (corpus `crash-voxel-count-overflow`): NIfTI-2 dimensions whose
+/// product overflows u128 panicked with overflow checks on and, without them, wrapped to a
+/// small voxel count that passed the size limit. The count now saturates and is refused.
+#[test]
+fn nifti_dims_whose_product_overflows_u128_are_refused() {
+    let mut h = vec![0u8; 544];
+    h[0..4].copy_from_slice(&540i32.to_le_bytes());
+    h[4..8].copy_from_slice(b"n+2\0");
+    h[12..14].copy_from_slice(&16i16.to_le_bytes()); // float32
+    h[14..16].copy_from_slice(&32i16.to_le_bytes());
+    for (i, d) in [3i64, 1 << 62, 1 << 62, 1 << 62, 1, 1, 1, 1].iter().enumerate() {
+        h[16 + 8 * i..24 + 8 * i].copy_from_slice(&d.to_le_bytes());
+    }
+    for i in 0..8 {
+        h[104 + 8 * i..112 + 8 * i].copy_from_slice(&1f64.to_le_bytes());
+    }
+    h[168..176].copy_from_slice(&544i64.to_le_bytes());
+    let e = unimiss_data::nifti::read_nifti_bytes(Path::new("huge.nii"), &h, 1 << 30).unwrap_err();
+    assert!(matches!(e, unimiss_data::DataError::TooLarge { voxels: u128::MAX, .. }), "{e}");
+    data_checks::nifti(&h);
+}
