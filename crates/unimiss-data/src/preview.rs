@@ -107,9 +107,10 @@ fn label_line(img: &mut RgbImage, x: u32, y: u32, max_x: u32, text: &str) {
 /// The row label of a sample: modality, what the tile shows, file name.
 fn row_label(p: &Pipeline, s: &Sample) -> String {
     let name = s.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    match *p {
-        Pipeline::Planar { size } => format!("2D view {size}x{size}\n{name}"),
-        Pipeline::Volumetric { size: [d, h, w] } => format!("3D view {d}x{h}x{w}: slice {} of {d}\n{name}", d / 2 + 1),
+    let [d, h, w] = p.size();
+    match p.modality() {
+        Modality::Image2d => format!("2D view {h}x{w}\n{name}"),
+        Modality::Volume3d => format!("3D view {d}x{h}x{w}: slice {} of {d}\n{name}", d / 2 + 1),
     }
 }
 

@@ -56,3 +56,4 @@ pub use init::SeededVarMap;
 pub use mit::{DenseOutput, Mit};
 pub use spatial::Grid;
 pub use unimiss_ops::Modality;
+pub use unimiss_ops::profile;

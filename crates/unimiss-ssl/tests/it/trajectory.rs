@@ -22,38 +22,6 @@ const TENSOR_TOL: f64 = 4e-3;
 const NORM_TOL: f64 = 1e-4;
 const CENTER_TOL: f64 = 1e-4;
 
-/// The fixture file: `UNIMISS_TRAJECTORY` (a file, or a folder holding one
-/// `trajectory_*.safetensors`), else `../shared/fixtures/trajectory`. `None` with a SKIPPED line
-/// when missing; a failure under `CI=true`.
-fn fixture() -> Option<PathBuf> {
-    let given = std::env::var_os("UNIMISS_TRAJECTORY").map(PathBuf::from);
-    let place = given.clone().unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/trajectory")
-    });
-    let found = if place.is_file() {
-        Some(place.clone())
-    } else {
-        std::fs::read_dir(&place).ok().and_then(|rd| {
-            let mut files: Vec<PathBuf> = rd
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("trajectory") && n.ends_with(".safetensors"))
-                })
-                .collect();
-            files.sort();
-            files.into_iter().next()
-        })
-    };
-    if found.is_some() {
-        return found;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") || given.is_some() {
-        panic!("trajectory fixture not found at {} (CI=true or UNIMISS_TRAJECTORY set)", place.display());
-    }
-    eprintln!("SKIPPED trajectory: no fixture at {} (set UNIMISS_TRAJECTORY)", place.display());
-    None
-}
-
 /// The metadata JSON stored under `trajectory` in the safetensors header.
 fn metadata(path: &Path) -> Result<Value, Box<dyn std::error::Error>> {
     let bytes = std::fs::read(path)?;
@@ -117,8 +85,9 @@ impl Worst {
 }
 
 #[test]
+#[ignore = "needs the trajectory fixture: set UNIMISS_TRAJECTORY (default ../shared/fixtures/trajectory), run with --include-ignored"]
 fn trajectory() -> TestResult {
-    let Some(path) = fixture() else { return Ok(()) };
+    let path = crate::common::trajectory();
     println!("trajectory fixture: {}", path.display());
     let meta = metadata(&path)?;
     let dev = Device::Cpu;
