@@ -59,3 +59,4 @@ pub use mit::{DenseOutput, Mit};
 pub use nn::{Conv, ConvBlock, ConvSpec, UpConv};
 pub use spatial::Grid;
 pub use unimiss_ops::Modality;
+pub use unimiss_ops::profile;

@@ -115,6 +115,8 @@ pub fn rss_mb() -> f64 {
 pub struct JsonlLog {
     path: PathBuf,
     file: std::fs::File,
+    /// The same records as TensorBoard scalars, in the run directory's event file.
+    events: crate::tensorboard::EventWriter,
 }
 
 /// Whether a log line belongs before a resume point: its `step` is at most `step`; a line
@@ -132,7 +134,7 @@ impl JsonlLog {
     pub fn open(run: &Path) -> Result<Self> {
         let path = run.join("log.jsonl");
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io_err(&path))?;
-        Ok(Self { path, file })
+        Ok(Self { path, file, events: crate::tensorboard::EventWriter::create(run)? })
     }
 
     /// Open the log of a run resumed at `step` (the first epoch not finished is `epoch`): lines
@@ -162,7 +164,15 @@ impl JsonlLog {
         let mut line = serde_json::to_string(rec)?;
         line.push('\n');
         self.file.write_all(line.as_bytes()).map_err(io_err(&self.path))?;
-        self.file.flush().map_err(io_err(&self.path))
+        self.file.flush().map_err(io_err(&self.path))?;
+        self.events.record(rec)?;
+        self.events.flush()
+    }
+
+    /// The run's TensorBoard event file (every record written here is in it as scalars), for
+    /// the images and text a run adds.
+    pub fn events(&mut self) -> &mut crate::tensorboard::EventWriter {
+        &mut self.events
     }
 }
 

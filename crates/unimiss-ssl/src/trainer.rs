@@ -270,12 +270,43 @@ impl Trainer {
 
     /// Steps left in the run from the current position.
     pub fn steps_left(&self) -> u64 {
-        let mut n = 0u64;
+        self.steps_left_per_modality().iter().sum()
+    }
+
+    /// Steps left per modality (2D, 3D), in run order up to `max_steps`.
+    pub fn steps_left_per_modality(&self) -> [u64; 2] {
+        let mut cap = if self.cfg.max_steps > 0 { self.cfg.max_steps.saturating_sub(self.pos.step) } else { u64::MAX };
+        let mut n = [0u64; 2];
         for e in self.pos.epoch..self.cfg.optim.epochs {
-            let nb = self.loader(modality_of(e, self.cfg.optim.interval)).batches_per_epoch();
-            n += nb.saturating_sub(if e == self.pos.epoch { self.pos.batch } else { 0 }) as u64;
+            let m = modality_of(e, self.cfg.optim.interval);
+            let nb = self.loader(m).batches_per_epoch().saturating_sub(if e == self.pos.epoch { self.pos.batch } else { 0 });
+            let take = (nb as u64).min(cap);
+            n[usize::from(m == Modality::Volume3d)] += take;
+            cap -= take;
         }
-        if self.cfg.max_steps > 0 { n.min(self.cfg.max_steps.saturating_sub(self.pos.step)) } else { n }
+        n
+    }
+
+    /// The configuration as TensorBoard text and the augmentation preview as an image, at the
+    /// current step (a resumed run adds them again at its step).
+    fn describe_run(&self, events: &mut crate::tensorboard::EventWriter) -> Result<()> {
+        let step = self.pos.step;
+        events.text("config", step, &format!("```toml\n{}\n```", self.cfg.to_toml()?))?;
+        let preview = || -> Result<(Vec<u8>, u32, u32)> {
+            let manifest = unimiss_data::Manifest::read(&self.cfg.data.manifest)?;
+            let mut picked = Vec::new();
+            for m in [unimiss_data::Modality::Image2d, unimiss_data::Modality::Volume3d] {
+                picked.extend(manifest.of_modality(m).into_iter().take(2));
+            }
+            let (c, s2, s3) = (&self.cfg, self.cfg.model.img_size_2d, self.cfg.model.img_size_3d);
+            Ok(unimiss_data::preview::preview_png(&picked, s2, s3, c.seed)?)
+        };
+        // The preview only shows data; a sample it cannot read is the pre-flight's business.
+        match preview() {
+            Ok((png, w, h)) => events.image_png("augmentation preview (2 samples per modality, both views)", step, &png, w, h)?,
+            Err(e) => eprintln!("warning: no augmentation preview for TensorBoard: {e}"),
+        }
+        events.flush()
     }
 
     /// Where the run writes (the resumed run's own directory when resuming).
@@ -335,7 +366,10 @@ impl Trainer {
         } else {
             None
         };
-        let bar = crate::progress::Progress::new(self.steps_left(), self.progress && writer);
+        if let Some(l) = log.as_mut() {
+            self.describe_run(l.events())?;
+        }
+        let mut bar = crate::progress::Progress::new(self.steps_left_per_modality(), self.progress && writer);
         let mut last_ckpt = None;
         let mut saved_at = None;
         let mut watch = CollapseWatch::new(self.cfg.model.out_dim);
@@ -365,7 +399,7 @@ impl Trainer {
                 let pair = pair?;
                 let rec = self.train_step(modality, &pair.views, pair.indices.len())?;
                 self.check_divergence()?;
-                bar.step(&format!("ep {epoch} {} loss {:.4}", modality.name(), rec.loss));
+                bar.step(modality, &format!("epoch {} {} loss {:.4}", epoch + 1, modality.name(), rec.loss));
                 stats.add(&rec);
                 watch.observe(rec.teacher_entropy);
                 if let Some(l) = log.as_mut() {

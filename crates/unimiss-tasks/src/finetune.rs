@@ -219,6 +219,7 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
     };
     let cfg_path = job.output.join("config.toml");
     let toml = toml::to_string_pretty(cfg).map_err(|e| TaskError::Invalid(e.to_string()))?;
+    log.events().text("config", st.step, &format!("```toml\n{toml}\n```"))?;
     std::fs::write(&cfg_path, toml).map_err(|e| TaskError::file(&cfg_path, e))?;
     let n = train.samples.len();
     let bs = cfg.batch_size.min(n);
@@ -332,7 +333,7 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
             break;
         }
     }
-    crate::plot::curves(&job.output.join("curves.png"), &st.history)?;
+    unimiss_ssl::plot::plot_task_log(&job.output.join("log.jsonl"), &job.output.join("curves.png"))?;
     Ok(FinetuneOutcome {
         best_metric: st.best_metric.unwrap_or(f64::NAN),
         best_epoch: st.best_epoch,

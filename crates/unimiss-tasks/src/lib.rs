@@ -24,7 +24,6 @@ pub mod metrics;
 pub mod nets;
 pub mod patches;
 pub mod phantoms;
-pub mod plot;
 pub mod seg_infer;
 pub mod segment;
 pub mod sliding;

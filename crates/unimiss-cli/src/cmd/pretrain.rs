@@ -105,10 +105,7 @@ pub fn resolve_config(args: &Args) -> anyhow::Result<TrainConfig> {
     if let Some(v) = args.max_steps {
         cfg.max_steps = v;
     }
-    for kv in &args.set {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
-        cfg.set(k.trim(), v.trim())?;
-    }
+    unimiss_ssl::config::apply_overrides(&mut cfg, &args.set)?;
     cfg.data.manifest = under_root(&cfg.data.manifest);
     cfg.validate()?;
     Ok(cfg)

@@ -12,6 +12,12 @@ pub fn fixtures() -> PathBuf {
     material::material("UNIMISS_FIXTURES", "fixtures/parity", "dino_loss.safetensors")
 }
 
+/// The training-trajectory fixture: `$UNIMISS_TRAJECTORY/trajectory_tiny.safetensors`, else the
+/// one in `../shared/fixtures/trajectory`.
+pub fn trajectory() -> PathBuf {
+    material::material("UNIMISS_TRAJECTORY", "fixtures/trajectory", "trajectory_tiny.safetensors").join("trajectory_tiny.safetensors")
+}
+
 /// max|a − b| ≤ tol · max|b|, reporting the worst element.
 pub fn assert_close(name: &str, a: &Tensor, b: &Tensor, tol: f64) {
     assert_eq!(a.dims(), b.dims(), "{name}: shapes differ");

@@ -138,6 +138,16 @@ fn sample_run_lowers_the_loss_without_collapse() -> unimiss_ssl::Result<()> {
         assert!(e.teacher_entropy.is_finite() && e.center_norm.is_finite(), "epoch {}: non-finite statistics", e.epoch);
     }
     assert!(run.join("loss.png").exists());
+    // TensorBoard: one event file holding every step's scalars, the preview image and the config.
+    let events: Vec<std::path::PathBuf> = std::fs::read_dir(&run)
+        .map_err(|e| SslError::Config(e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("events.out.tfevents.")))
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let bytes = std::fs::read(&events[0]).map_err(|e| SslError::Config(e.to_string()))?;
+    let has = |s: &[u8]| bytes.windows(s.len()).any(|w| w == s);
+    assert!(has(b"2d/loss") && has(b"3d/terms/vv") && has(b"augmentation preview") && has(b"config"), "event file lacks a tag");
     // Export the teacher backbone and read it back with the model crate.
     let out = tmp.path().join("backbone.safetensors");
     let n = unimiss_ssl::export::export_teacher(&run, &out, false)?;

@@ -23,26 +23,6 @@ const TENSOR_TOL: f64 = 4e-3;
 const NORM_TOL: f64 = 1e-4;
 const CENTER_TOL: f64 = 1e-4;
 
-/// The fixture file: `UNIMISS_TRAJECTORY` (a file, or a folder holding one
-/// `trajectory_*.safetensors`), else `../shared/fixtures/trajectory`; fails the test when missing.
-fn fixture() -> PathBuf {
-    let place = std::env::var_os("UNIMISS_TRAJECTORY").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/trajectory")
-    });
-    if place.is_file() {
-        return place;
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&place)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    files.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("trajectory") && n.ends_with(".safetensors")));
-    files.sort();
-    match files.into_iter().next() {
-        Some(f) => f,
-        None => panic!("no trajectory_*.safetensors at {}: set UNIMISS_TRAJECTORY to the fixture or its folder", place.display()),
-    }
-}
-
 /// The metadata JSON stored under `trajectory` in the safetensors header.
 fn metadata(path: &Path) -> Result<Value, Box<dyn std::error::Error>> {
     let bytes = std::fs::read(path)?;
@@ -104,9 +84,9 @@ impl Worst {
 }
 
 #[test]
-#[ignore = "needs ../shared/fixtures/trajectory (and the parity .pth it starts from): set UNIMISS_TRAJECTORY, run with --include-ignored"]
+#[ignore = "needs the trajectory fixture: set UNIMISS_TRAJECTORY (default ../shared/fixtures/trajectory), run with --include-ignored"]
 fn trajectory() -> TestResult {
-    let path = fixture();
+    let path = crate::common::trajectory();
     println!("trajectory fixture: {}", path.display());
     let meta = metadata(&path)?;
     let dev = Device::Cpu;
