@@ -59,4 +59,3 @@ pub use mit::{DenseOutput, Mit};
 pub use nn::{Conv, ConvBlock, ConvSpec, UpConv};
 pub use spatial::Grid;
 pub use unimiss_ops::Modality;
-pub use unimiss_ops::profile;
