@@ -50,6 +50,7 @@ pub mod loss;
 pub mod monitor;
 pub mod optim;
 pub mod plot;
+pub mod process;
 mod progress;
 pub mod rundir;
 pub mod schedule;

@@ -42,7 +42,7 @@ pub fn is_never_trained(name: &str) -> bool {
 
 /// True for 3D-only parameters (their key contains `3D`), frozen in 2D epochs.
 pub fn is_3d_only(name: &str) -> bool {
-    name.contains("3D")
+    name.contains(crate::Modality::Volume3d.tag())
 }
 
 /// Which parameters weight decay applies to.

@@ -248,7 +248,10 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
                     let mut ys = Vec::with_capacity(bs);
                     for &idx in &idxs {
                         let (mut x, shape) = input_of(job.task, &train.samples[idx].sample.path, cfg)?;
-                        let dims: [usize; 3] = if shape.len() == 4 { [shape[1], shape[2], shape[3]] } else { [1, shape[1], shape[2]] };
+                        let dims: [usize; 3] = match job.task.modality() {
+                            Modality::Volume3d => [shape[1], shape[2], shape[3]],
+                            Modality::Image2d => [1, shape[1], shape[2]],
+                        };
                         augmenter.apply_image(&mut x, shape[0], dims, epoch, idx);
                         xs.push(Tensor::from_vec(x, shape, dev)?);
                         ys.push(labels[idx] as u32);
@@ -297,7 +300,13 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
             st.best_metric = Some(metric);
             st.best_epoch = epoch;
             st.since_best = 0;
-            save_weights(&job.output.join("best.safetensors"), &vm, &meta)?;
+            let best = job.output.join("best.safetensors");
+            save_weights(&best, &vm, &meta).map_err(|e| {
+                TaskError::file(
+                    &best,
+                    format!("best weights of epoch {} (step {}) not written ({e}); the previous best and the last checkpoint are kept", epoch + 1, st.step),
+                )
+            })?;
         } else {
             st.since_best += 1;
         }

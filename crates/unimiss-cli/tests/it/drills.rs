@@ -204,7 +204,6 @@ fn finetune_bad_inputs_stop_before_training_with_file_and_line() -> Res {
 }
 
 #[test]
-#[ignore = "fails (issue 12, runtime): the first large write of an epoch is best.safetensors, and its error names the temporary `.tmp-best.safetensors-PID` and no step"]
 fn finetune_disk_full_during_checkpoint_keeps_the_previous_one() -> Res {
     let ph = phantoms()?;
     // The reference: one epoch, then `--resume --epochs 2` (the schedule depends on the epoch

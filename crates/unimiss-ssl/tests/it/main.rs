@@ -1,6 +1,7 @@
 //! Integration tests of unimiss-ssl (one binary).
 
 mod common;
+mod guard;
 mod monitor;
 mod optim;
 mod parity;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle::{Device, Tensor, Var};
+use candle::{Tensor, Var};
 use unimiss_data::{LoaderConfig, Manifest, OnBadSample, PairLoader};
 use unimiss_model::{HeadConfig, MitConfig};
 
@@ -16,62 +16,17 @@ use crate::error::{Result, SslError, io_err};
 use crate::log::{EpochRecord, JsonlLog, StepRecord};
 use crate::monitor::{CollapseWatch, EvalSet};
 use crate::engine::{Engine, StepSettings};
-use crate::loss::{CenterReduce, DinoLoss, DinoLossConfig};
+use crate::loss::{DinoLoss, DinoLossConfig};
 use crate::schedule::{Indexing, ScheduleParams, Schedules, scaled_lr};
 use crate::Modality;
 
-/// Data-parallel collectives (implemented with NCCL in `dist`, behind the `nccl` feature).
-pub trait Collective: CenterReduce {
-    fn rank(&self) -> usize;
-    fn world_size(&self) -> usize;
-    /// Average every gradient over the ranks, in place.
-    fn average_grads(&self, grads: &mut BTreeMap<String, Tensor>) -> candle::Result<()>;
-    /// Copy rank 0's values of `vars` to every rank.
-    fn broadcast(&self, vars: &BTreeMap<String, Var>) -> candle::Result<()>;
-}
+mod setup;
+mod stats;
 
-/// The torchrun-style process group of this process (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DistEnv {
-    pub rank: usize,
-    pub world_size: usize,
-    pub local_rank: usize,
-}
-
-impl DistEnv {
-    /// `None` when `WORLD_SIZE` is unset (a single process without NCCL); `WORLD_SIZE=1`
-    /// runs one NCCL rank.
-    pub fn from_env() -> Result<Option<Self>> {
-        let var = |k: &str| -> Result<Option<usize>> {
-            match std::env::var(k) {
-                Ok(v) => v.trim().parse().map(Some).map_err(|_| SslError::Config(format!("{k}={v:?} is not a number"))),
-                Err(_) => Ok(None),
-            }
-        };
-        let Some(world_size) = var("WORLD_SIZE")? else { return Ok(None) };
-        if world_size == 0 {
-            return Err(SslError::Config("WORLD_SIZE=0".into()));
-        }
-        let rank = var("RANK")?.ok_or_else(|| SslError::Config("WORLD_SIZE is set but RANK is not".into()))?;
-        let local_rank = var("LOCAL_RANK")?.unwrap_or(rank);
-        if rank >= world_size {
-            return Err(SslError::Config(format!("RANK {rank} >= WORLD_SIZE {world_size}")));
-        }
-        Ok(Some(Self { rank, world_size, local_rank }))
-    }
-}
-
-/// Parse `cpu` or `cuda:N` (also `cuda` = `cuda:0`).
-pub fn parse_device(s: &str) -> Result<Device> {
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Ok(Device::new_cuda(0)?),
-        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(n)) => Ok(Device::new_cuda(n)?),
-            _ => Err(SslError::Config(format!("device {s:?}: expected cpu or cuda:N"))),
-        },
-    }
-}
+pub use crate::process::{Collective, DistEnv, parse_device};
+pub use setup::mit_config;
+pub use stats::param_norm;
+use stats::EpochStats;
 
 /// The modality of `epoch`: blocks of `interval` 2D epochs then `interval` 3D epochs from 0.
 pub fn modality_of(epoch: usize, interval: usize) -> Modality {
@@ -106,136 +61,6 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// Build the run: models (student initialised randomly or from `cfg.init`, teacher a copy),
-    /// loaders, schedules; with `resume`, restore everything from that checkpoint.
-    pub fn new(cfg: TrainConfig, resume: Option<&Path>, collective: Option<Box<dyn Collective>>) -> Result<Self> {
-        cfg.validate()?;
-        let dev = parse_device(&cfg.device)?;
-        let (rank, world) = collective.as_ref().map_or((0, 1), |c| (c.rank(), c.world_size()));
-
-        let mcfg = mit_config(&cfg)?;
-        let hcfg = HeadConfig::new(mcfg.out_dim(), cfg.model.out_dim);
-        let lcfg = DinoLossConfig {
-            out_dim: cfg.model.out_dim,
-            student_temp: cfg.loss.student_temp,
-            warmup_teacher_temp: cfg.loss.warmup_teacher_temp,
-            teacher_temp: cfg.loss.teacher_temp,
-            warmup_teacher_temp_epochs: cfg.loss.warmup_teacher_temp_epochs,
-            center_momentum: cfg.loss.center_momentum,
-        };
-        let mut engine = Engine::new(&mcfg, &hcfg, cfg.fixes.drop_path, lcfg, cfg.optim.epochs, cfg.seed, &dev)?;
-        if !cfg.init.is_empty() {
-            engine.init_student_from(Path::new(&cfg.init))?;
-        }
-        if let Some(c) = &collective {
-            c.broadcast(&engine.student_vars)?;
-            engine.copy_student_to_teacher()?;
-        }
-
-        // A resumed run writes into the run directory it resumes from, wherever that now is.
-        let run_dir = match resume {
-            Some(r) => checkpoint::run_dir_of(r)?,
-            None => cfg.output.clone(),
-        };
-        let manifest = preflight(&cfg, &run_dir, rank == 0)?;
-        let mut loaders = Vec::new();
-        let mut n_global = [0usize; 2];
-        for (i, m) in [unimiss_data::Modality::Image2d, unimiss_data::Modality::Volume3d].into_iter().enumerate() {
-            let all = manifest.of_modality(m);
-            n_global[i] = all.len();
-            if all.is_empty() {
-                return Err(SslError::Config(format!(
-                    "{}: no {m} samples; UniMiSS pretraining needs both 2D images and 3D volumes",
-                    cfg.data.manifest.display()
-                )));
-            }
-            // Every rank gets the same number of samples (the remainder is left out, as
-            // drop_last), so every rank runs the same number of steps: a rank with one batch more
-            // would wait in an all-reduce the others never join.
-            let per_rank = all.len() / world;
-            if per_rank < cfg.optim.batch_size {
-                return Err(SslError::Config(format!(
-                    "{}: {} {m} samples over {world} ranks is fewer than one batch of {} per rank",
-                    cfg.data.manifest.display(),
-                    all.len(),
-                    cfg.optim.batch_size
-                )));
-            }
-            let shard: Vec<_> =
-                all.into_iter().enumerate().filter(|(j, _)| j % world == rank).map(|(_, s)| s).take(per_rank).collect();
-            let lc = LoaderConfig {
-                batch_size: cfg.optim.batch_size,
-                seed: cfg.seed,
-                threads: cfg.data.threads.max(1),
-                prefetch: cfg.data.prefetch.max(1),
-                on_bad_sample: if cfg.data.on_bad_sample == "skip" { OnBadSample::Skip } else { OnBadSample::Fail },
-                size_2d: cfg.model.img_size_2d,
-                size_3d: cfg.model.img_size_3d,
-            };
-            loaders.push(PairLoader::new(shard, lc)?);
-        }
-        let [l3, l2] = [loaders.pop(), loaders.pop()];
-        let (Some(l2), Some(l3)) = (l2, l3) else { return Err(SslError::Config("loaders".into())) };
-
-        let sp = ScheduleParams {
-            epochs: cfg.optim.epochs,
-            peak_lr: scaled_lr(cfg.optim.lr, cfg.optim.batch_size, world),
-            min_lr: cfg.optim.min_lr,
-            warmup_epochs: cfg.optim.warmup_epochs,
-            weight_decay: cfg.optim.weight_decay,
-            weight_decay_end: cfg.optim.weight_decay_end,
-            momentum_teacher: cfg.optim.momentum_teacher,
-        };
-        let indexing = if cfg.fixes.per_batch_schedule {
-            Indexing::PerBatch { batches_2d: l2.batches_per_epoch(), batches_3d: l3.batches_per_epoch() }
-        } else {
-            Indexing::Official { n_2d: n_global[0], n_3d: n_global[1] }
-        };
-        let schedules = Schedules::new(&sp, indexing);
-        let mut pos = Position { epoch: 0, batch: 0, step: 0 };
-        let mut cfg = cfg;
-        cfg.output = run_dir.clone();
-        if let Some(r) = resume {
-            let ck = checkpoint::load(r, &dev)?;
-            let state: CkptState = ck.state()?;
-            ck.restore_set("student", &engine.student_vars)?;
-            ck.restore_set("teacher", &engine.teacher_vars)?;
-            ck.restore_optim(&mut engine.optim)?;
-            engine.loss.set_center(ck.extra("center")?)?;
-            pos = state.position;
-            let phase = modality_of(pos.epoch, cfg.optim.interval);
-            if phase != state.phase {
-                return Err(SslError::Checkpoint {
-                    path: ck.dir,
-                    msg: format!(
-                        "epoch {} is {} with interval {} but the checkpoint was written in a {} epoch",
-                        pos.epoch,
-                        phase.name(),
-                        cfg.optim.interval,
-                        state.phase.name()
-                    ),
-                });
-            }
-        }
-        let start_norm = param_norm(&engine.student_vars)?;
-        let eval_set = match cfg.eval.enabled() {
-            true => Some(EvalSet::load(&cfg.eval.manifest, cfg.model.img_size_2d, cfg.model.img_size_3d, &dev)?),
-            false => None,
-        };
-        Ok(Self {
-            cfg,
-            run_dir,
-            engine,
-            schedules,
-            loaders: [l2, l3],
-            pos,
-            resumed: resume.is_some(),
-            start_norm,
-            collective,
-            eval_set,
-            progress: true,
-        })
-    }
 
     /// Where the run continues from.
     pub fn position(&self) -> Position {
@@ -510,81 +335,6 @@ impl Trainer {
             teacher_entropy: out.teacher_entropy,
             teacher_mean_entropy: out.teacher_mean_entropy,
             rss_mb: crate::log::rss_mb(),
-        })
-    }
-}
-
-/// Global L2 norm (f64 accumulation) of a set of variables.
-pub fn param_norm(vars: &BTreeMap<String, Var>) -> Result<f64> {
-    let mut s = 0f64;
-    for v in vars.values() {
-        s += v.as_tensor().to_dtype(candle::DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
-    }
-    Ok(s.sqrt())
-}
-
-/// Check every manifest entry before the first step (in parallel): stop with the list of
-/// problems (file and line), or with `data.on_bad_sample = "skip"` print it, write it to
-/// `RUN_DIR/skipped.tsv` and leave those entries out.
-fn preflight(cfg: &TrainConfig, run_dir: &Path, writer: bool) -> Result<Manifest> {
-    let report = unimiss_data::preflight::check_file(&cfg.data.manifest)?;
-    let manifest = Manifest::read(&cfg.data.manifest)?;
-    if report.is_clean() {
-        return Ok(manifest);
-    }
-    if cfg.data.on_bad_sample != "skip" {
-        return Err(SslError::Preflight(report.to_string()));
-    }
-    if writer {
-        eprintln!("warning: {report}\nthese entries are left out (data.on_bad_sample = \"skip\")");
-        std::fs::create_dir_all(run_dir).map_err(io_err(run_dir))?;
-        report.write_tsv(run_dir.join("skipped.tsv"))?;
-    }
-    Ok(report.retain_clean(&manifest))
-}
-
-/// The model configuration of a run.
-pub fn mit_config(cfg: &TrainConfig) -> Result<MitConfig> {
-    MitConfig::for_run(&cfg.model.arch, cfg.model.img_size_2d, cfg.model.img_size_3d).map_err(|e| SslError::Config(e.to_string()))
-}
-
-/// Running means of one epoch.
-#[derive(Default)]
-struct EpochStats {
-    steps: usize,
-    loss: f64,
-    terms: BTreeMap<String, f64>,
-    entropy: f64,
-    mean_entropy: f64,
-}
-
-impl EpochStats {
-    fn add(&mut self, r: &StepRecord) {
-        self.steps += 1;
-        self.loss += r.loss;
-        for (k, v) in &r.terms {
-            *self.terms.entry(k.clone()).or_default() += v;
-        }
-        self.entropy += r.teacher_entropy;
-        self.mean_entropy += r.teacher_mean_entropy;
-    }
-
-    fn finish(self, epoch: usize, step: u64, m: Modality, seconds: f64, loss: &DinoLoss, skipped: Vec<String>) -> Result<EpochRecord> {
-        let n = self.steps.max(1) as f64;
-        let center_norm = f64::from(loss.center().sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?);
-        Ok(EpochRecord {
-            kind: "epoch".into(),
-            epoch,
-            step,
-            modality: m.name().into(),
-            steps: self.steps,
-            loss_mean: self.loss / n,
-            terms_mean: self.terms.into_iter().map(|(k, v)| (k, v / n)).collect(),
-            teacher_entropy: self.entropy / n,
-            teacher_mean_entropy: self.mean_entropy / n,
-            center_norm,
-            seconds,
-            skipped,
         })
     }
 }

@@ -1,0 +1,162 @@
+//! Building a run: models, optimiser and loss, pre-flight of the manifest, loaders, schedules,
+//! and the restore of a checkpoint on resume.
+
+use super::*;
+
+impl Trainer {
+    /// Build the run: models (student initialised randomly or from `cfg.init`, teacher a copy),
+    /// loaders, schedules; with `resume`, restore everything from that checkpoint.
+    pub fn new(cfg: TrainConfig, resume: Option<&Path>, collective: Option<Box<dyn Collective>>) -> Result<Self> {
+        cfg.validate()?;
+        let dev = parse_device(&cfg.device)?;
+        let (rank, world) = collective.as_ref().map_or((0, 1), |c| (c.rank(), c.world_size()));
+
+        let mcfg = mit_config(&cfg)?;
+        let hcfg = HeadConfig::new(mcfg.out_dim(), cfg.model.out_dim);
+        let lcfg = DinoLossConfig {
+            out_dim: cfg.model.out_dim,
+            student_temp: cfg.loss.student_temp,
+            warmup_teacher_temp: cfg.loss.warmup_teacher_temp,
+            teacher_temp: cfg.loss.teacher_temp,
+            warmup_teacher_temp_epochs: cfg.loss.warmup_teacher_temp_epochs,
+            center_momentum: cfg.loss.center_momentum,
+        };
+        let mut engine = Engine::new(&mcfg, &hcfg, cfg.fixes.drop_path, lcfg, cfg.optim.epochs, cfg.seed, &dev)?;
+        if !cfg.init.is_empty() {
+            engine.init_student_from(Path::new(&cfg.init))?;
+        }
+        if let Some(c) = &collective {
+            c.broadcast(&engine.student_vars)?;
+            engine.copy_student_to_teacher()?;
+        }
+
+        // A resumed run writes into the run directory it resumes from, wherever that now is.
+        let run_dir = match resume {
+            Some(r) => checkpoint::run_dir_of(r)?,
+            None => cfg.output.clone(),
+        };
+        let manifest = preflight(&cfg, &run_dir, rank == 0)?;
+        let mut loaders = Vec::new();
+        let mut n_global = [0usize; 2];
+        for (i, m) in [unimiss_data::Modality::Image2d, unimiss_data::Modality::Volume3d].into_iter().enumerate() {
+            let all = manifest.of_modality(m);
+            n_global[i] = all.len();
+            if all.is_empty() {
+                return Err(SslError::Config(format!(
+                    "{}: no {m} samples; UniMiSS pretraining needs both 2D images and 3D volumes",
+                    cfg.data.manifest.display()
+                )));
+            }
+            // Every rank gets the same number of samples (the remainder is left out, as
+            // drop_last), so every rank runs the same number of steps: a rank with one batch more
+            // would wait in an all-reduce the others never join.
+            let per_rank = all.len() / world;
+            if per_rank < cfg.optim.batch_size {
+                return Err(SslError::Config(format!(
+                    "{}: {} {m} samples over {world} ranks is fewer than one batch of {} per rank",
+                    cfg.data.manifest.display(),
+                    all.len(),
+                    cfg.optim.batch_size
+                )));
+            }
+            let shard: Vec<_> =
+                all.into_iter().enumerate().filter(|(j, _)| j % world == rank).map(|(_, s)| s).take(per_rank).collect();
+            let lc = LoaderConfig {
+                batch_size: cfg.optim.batch_size,
+                seed: cfg.seed,
+                threads: cfg.data.threads.max(1),
+                prefetch: cfg.data.prefetch.max(1),
+                on_bad_sample: if cfg.data.on_bad_sample == "skip" { OnBadSample::Skip } else { OnBadSample::Fail },
+                size_2d: cfg.model.img_size_2d,
+                size_3d: cfg.model.img_size_3d,
+            };
+            loaders.push(PairLoader::new(shard, lc)?);
+        }
+        let [l3, l2] = [loaders.pop(), loaders.pop()];
+        let (Some(l2), Some(l3)) = (l2, l3) else { return Err(SslError::Config("loaders".into())) };
+
+        let sp = ScheduleParams {
+            epochs: cfg.optim.epochs,
+            peak_lr: scaled_lr(cfg.optim.lr, cfg.optim.batch_size, world),
+            min_lr: cfg.optim.min_lr,
+            warmup_epochs: cfg.optim.warmup_epochs,
+            weight_decay: cfg.optim.weight_decay,
+            weight_decay_end: cfg.optim.weight_decay_end,
+            momentum_teacher: cfg.optim.momentum_teacher,
+        };
+        let indexing = if cfg.fixes.per_batch_schedule {
+            Indexing::PerBatch { batches_2d: l2.batches_per_epoch(), batches_3d: l3.batches_per_epoch() }
+        } else {
+            Indexing::Official { n_2d: n_global[0], n_3d: n_global[1] }
+        };
+        let schedules = Schedules::new(&sp, indexing);
+        let mut pos = Position { epoch: 0, batch: 0, step: 0 };
+        let mut cfg = cfg;
+        cfg.output = run_dir.clone();
+        if let Some(r) = resume {
+            let ck = checkpoint::load(r, &dev)?;
+            let state: CkptState = ck.state()?;
+            ck.restore_set("student", &engine.student_vars)?;
+            ck.restore_set("teacher", &engine.teacher_vars)?;
+            ck.restore_optim(&mut engine.optim)?;
+            engine.loss.set_center(ck.extra("center")?)?;
+            pos = state.position;
+            let phase = modality_of(pos.epoch, cfg.optim.interval);
+            if phase != state.phase {
+                return Err(SslError::Checkpoint {
+                    path: ck.dir,
+                    msg: format!(
+                        "epoch {} is {} with interval {} but the checkpoint was written in a {} epoch",
+                        pos.epoch,
+                        phase.name(),
+                        cfg.optim.interval,
+                        state.phase.name()
+                    ),
+                });
+            }
+        }
+        let start_norm = param_norm(&engine.student_vars)?;
+        let eval_set = match cfg.eval.enabled() {
+            true => Some(EvalSet::load(&cfg.eval.manifest, cfg.model.img_size_2d, cfg.model.img_size_3d, &dev)?),
+            false => None,
+        };
+        Ok(Self {
+            cfg,
+            run_dir,
+            engine,
+            schedules,
+            loaders: [l2, l3],
+            pos,
+            resumed: resume.is_some(),
+            start_norm,
+            collective,
+            eval_set,
+            progress: true,
+        })
+    }
+}
+
+/// Check every manifest entry before the first step (in parallel): stop with the list of
+/// problems (file and line), or with `data.on_bad_sample = "skip"` print it, write it to
+/// `RUN_DIR/skipped.tsv` and leave those entries out.
+fn preflight(cfg: &TrainConfig, run_dir: &Path, writer: bool) -> Result<Manifest> {
+    let report = unimiss_data::preflight::check_file(&cfg.data.manifest)?;
+    let manifest = Manifest::read(&cfg.data.manifest)?;
+    if report.is_clean() {
+        return Ok(manifest);
+    }
+    if cfg.data.on_bad_sample != "skip" {
+        return Err(SslError::Preflight(report.to_string()));
+    }
+    if writer {
+        eprintln!("warning: {report}\nthese entries are left out (data.on_bad_sample = \"skip\")");
+        std::fs::create_dir_all(run_dir).map_err(io_err(run_dir))?;
+        report.write_tsv(run_dir.join("skipped.tsv"))?;
+    }
+    Ok(report.retain_clean(&manifest))
+}
+
+/// The model configuration of a run.
+pub fn mit_config(cfg: &TrainConfig) -> Result<MitConfig> {
+    MitConfig::for_run(&cfg.model.arch, cfg.model.img_size_2d, cfg.model.img_size_3d).map_err(|e| SslError::Config(e.to_string()))
+}

@@ -1,0 +1,53 @@
+//! Running means of an epoch and the parameter norm the divergence guard watches.
+
+use super::*;
+
+/// Global L2 norm (f64 accumulation) of a set of variables.
+pub fn param_norm(vars: &BTreeMap<String, Var>) -> Result<f64> {
+    let mut s = 0f64;
+    for v in vars.values() {
+        s += v.as_tensor().to_dtype(candle::DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
+    }
+    Ok(s.sqrt())
+}
+
+/// Running means of one epoch.
+#[derive(Default)]
+pub(super) struct EpochStats {
+    steps: usize,
+    loss: f64,
+    terms: BTreeMap<String, f64>,
+    entropy: f64,
+    mean_entropy: f64,
+}
+
+impl EpochStats {
+    pub(super) fn add(&mut self, r: &StepRecord) {
+        self.steps += 1;
+        self.loss += r.loss;
+        for (k, v) in &r.terms {
+            *self.terms.entry(k.clone()).or_default() += v;
+        }
+        self.entropy += r.teacher_entropy;
+        self.mean_entropy += r.teacher_mean_entropy;
+    }
+
+    pub(super) fn finish(self, epoch: usize, step: u64, m: Modality, seconds: f64, loss: &DinoLoss, skipped: Vec<String>) -> Result<EpochRecord> {
+        let n = self.steps.max(1) as f64;
+        let center_norm = f64::from(loss.center().sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?);
+        Ok(EpochRecord {
+            kind: "epoch".into(),
+            epoch,
+            step,
+            modality: m.name().into(),
+            steps: self.steps,
+            loss_mean: self.loss / n,
+            terms_mean: self.terms.into_iter().map(|(k, v)| (k, v / n)).collect(),
+            teacher_entropy: self.entropy / n,
+            teacher_mean_entropy: self.mean_entropy / n,
+            center_norm,
+            seconds,
+            skipped,
+        })
+    }
+}
