@@ -245,6 +245,42 @@ fn pretrain_args(manifest: &Path, out: &Path, steps: &str) -> Vec<String> {
     .collect()
 }
 
+/// Epoch lines of a run: (epoch, steps in the epoch, mean loss bits).
+fn epoch_lines(run: &Path) -> Result<Vec<(u64, u64, u64)>, Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(run.join("log.jsonl"))?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        if v["kind"] == "epoch" {
+            let f = |k: &str| v[k].as_u64().ok_or_else(|| format!("epoch record without {k}"));
+            out.push((f("epoch")?, f("steps")?, v["loss_mean"].as_f64().ok_or("no loss_mean")?.to_bits()));
+        }
+    }
+    Ok(out)
+}
+
+/// Killed in the middle of a 3D epoch (after its checkpoint at step 4) and resumed: the log
+/// holds every step once and the summary of the interrupted epoch covers all its steps (the
+/// ones before the kill too), as in a straight run.
+#[test]
+fn pretrain_mid_epoch_resume_logs_each_step_once_and_whole_epochs() -> Res {
+    let tmp = tempfile::tempdir()?;
+    let straight = tmp.path().join("straight");
+    run_ok(&strs(&pretrain_args(&sample_manifest(), &straight, "5")))?;
+    let a = tmp.path().join("killed");
+    let mut child = spawn(&strs(&pretrain_args(&sample_manifest(), &a, "5")))?;
+    let ck4 = a.join("checkpoints").join("ckpt-00000004");
+    let hit = kill_when(&mut child, Duration::from_secs(600), || latest(&a).is_ok_and(|l| l == ck4) && records(&a, "step") >= 4)?;
+    assert!(hit, "the run finished before the kill point");
+    run_ok(&["pretrain", "--resume", s(&a), "--max-steps", "5", "--quiet"])?;
+    assert_eq!(step_losses(&a)?, step_losses(&straight)?, "each step once, with the straight run's losses");
+    let (ea, es) = (epoch_lines(&a)?, epoch_lines(&straight)?);
+    assert_eq!(ea.len(), 2, "two epochs (2D, 3D): {ea:?}");
+    assert_eq!(ea[1].1, 3, "the resumed 3D epoch's summary covers its 3 steps: {ea:?}");
+    assert_eq!(ea, es, "epoch summaries differ from the straight run");
+    Ok(())
+}
+
 #[test]
 fn pretrain_kill9_then_resume_matches_a_straight_run() -> Res {
     let tmp = tempfile::tempdir()?;
