@@ -6,8 +6,10 @@ use image::DynamicImage;
 
 use crate::error::{DataError, Result};
 
-/// Largest image the reader decodes (pixels), refused before decoding.
-pub const MAX_PIXELS: u64 = 1 << 28;
+/// Largest image the reader decodes (pixels, 8192² — X-rays are at most ~4k²), refused before
+/// decoding: a few hundred bytes of JPEG header can declare gigapixels (found by fuzzing: a
+/// 648-byte file made the decoder and the f32 conversion take over 2 GB).
+pub const MAX_PIXELS: u64 = 1 << 26;
 
 /// A 2D image, planar (C, H, W) f32 in [0, 1]. `channels` is 1 for grey images, including RGB
 /// files whose three channels are identical (X-rays saved as RGB), which lets the augmentation
@@ -61,6 +63,9 @@ fn decode<R: std::io::BufRead + std::io::Seek>(
         return Err(err("not a PNG or JPEG file".into()));
     }
     let mut limits = image::Limits::default();
+    let side = 1u32 << 13;
+    limits.max_image_width = Some(side);
+    limits.max_image_height = Some(side);
     limits.max_alloc = Some(MAX_PIXELS * 8);
     let mut reader = reader;
     reader.limits(limits);
