@@ -17,8 +17,8 @@ const USAGE: &str = "\
 Usage: cargo xtask [--cuda] [--nccl] <VERB> [ARGS...]
 
 Options read by xtask, before the verb:
-  --cuda  build the `unimiss` binary with CUDA (needs nvcc on PATH and CUDA_HOME; see README, GPUs)
-  --nccl  build with NCCL for multi-GPU data-parallel pretraining (implies --cuda)
+  --cuda  build the `unimiss` binary with CUDA: never compiled or run by this project (see README, GPUs)
+  --nccl  build with NCCL for multi-GPU data-parallel pretraining (implies --cuda; likewise unverified)
 
 ";
 
