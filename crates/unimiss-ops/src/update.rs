@@ -22,9 +22,14 @@ fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
     }
 }
 
-/// `Σ t²` accumulated in f64, or `None` off the f32 CPU path.
+/// `Σ t²` accumulated in f64, or `None` off the f32 CPU path. The per-chunk partial sums are
+/// added in chunk order, so the result does not depend on how rayon split the work (a resumed
+/// run must reproduce a straight one bit for bit).
 pub fn sum_sq(t: &Tensor) -> Option<f64> {
-    with_f32(t, |x| x.par_chunks(CHUNK).map(|c| c.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>()).sum())
+    with_f32(t, |x| {
+        let partial: Vec<f64> = x.par_chunks(CHUNK).map(|c| c.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>()).collect();
+        partial.iter().sum()
+    })
 }
 
 /// Scalars of one AdamW update (PyTorch 1.x `torch.optim.AdamW`).

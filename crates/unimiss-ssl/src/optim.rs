@@ -165,13 +165,7 @@ impl AdamW {
 
     /// Global L2 norm (f64 accumulation) of this step's gradients of the optimiser's parameters.
     pub fn grad_norm(&self, grads: &BTreeMap<String, Tensor>) -> candle::Result<f64> {
-        let mut s = 0f64;
-        for p in &self.params {
-            if let Some(g) = grads.get(&p.name) {
-                s += g.to_dtype(candle::DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
-            }
-        }
-        Ok(s.sqrt())
+        global_norm(self.params.iter().filter_map(|p| grads.get(&p.name)))
     }
 
     /// One iteration of §3.5 steps 4–8 given this step's gradients by name.
@@ -291,6 +285,20 @@ impl AdamW {
         }
         Ok(report)
     }
+}
+
+/// Global L2 norm of `tensors`, accumulated in f64: one fused pass per contiguous f32 CPU
+/// tensor (`unimiss_ops::update::sum_sq`), the composed candle ops elsewhere. The gradient norm
+/// of global clipping and the parameter norm of the divergence guard both use it.
+pub fn global_norm<'a>(tensors: impl IntoIterator<Item = &'a Tensor>) -> candle::Result<f64> {
+    let mut s = 0f64;
+    for t in tensors {
+        s += match unimiss_ops::update::sum_sq(t) {
+            Some(v) => v,
+            None => t.to_dtype(candle::DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?,
+        };
+    }
+    Ok(s.sqrt())
 }
 
 /// `clip_gradients` for one tensor: coef = clip/(‖g‖₂ + 1e-6), applied if < 1. Returns the

@@ -2,13 +2,9 @@
 
 use super::*;
 
-/// Global L2 norm (f64 accumulation) of a set of variables.
+/// Global L2 norm (f64 accumulation) of a set of variables ([`crate::optim::global_norm`]).
 pub fn param_norm(vars: &BTreeMap<String, Var>) -> Result<f64> {
-    let mut s = 0f64;
-    for v in vars.values() {
-        s += v.as_tensor().to_dtype(candle::DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
-    }
-    Ok(s.sqrt())
+    Ok(crate::optim::global_norm(vars.values().map(|v| v.as_tensor()))?)
 }
 
 /// Running means of one epoch.
