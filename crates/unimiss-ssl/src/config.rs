@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::anticollapse::Centering;
 use crate::error::{Result, SslError};
 
 /// Model sizes.
@@ -47,6 +48,23 @@ pub struct OptimSection {
     pub clip_grad: f64,
     /// Epochs during which the last head layer gets no update.
     pub freeze_last_layer: usize,
+    /// Also freeze it for the first N optimiser steps of the run (short runs; 0 = off).
+    pub freeze_last_layer_steps: u64,
+    /// Batch size of the 3D epochs (0 = `batch_size`); the lr is scaled by `batch_size`.
+    pub batch_size_3d: usize,
+    /// Where the teacher momentum's cosine ends (official 1.0; below 1 the teacher keeps
+    /// following the student to the end of a short run).
+    pub momentum_teacher_end: f64,
+}
+
+impl OptimSection {
+    /// The batch size of `m`'s epochs.
+    pub fn batch_size_of(&self, m: crate::Modality) -> usize {
+        match m {
+            crate::Modality::Volume3d if self.batch_size_3d > 0 => self.batch_size_3d,
+            _ => self.batch_size,
+        }
+    }
 }
 
 impl Default for OptimSection {
@@ -63,12 +81,15 @@ impl Default for OptimSection {
             momentum_teacher: 0.996,
             clip_grad: 0.3,
             freeze_last_layer: 1,
+            freeze_last_layer_steps: 0,
+            batch_size_3d: 0,
+            momentum_teacher_end: 1.0,
         }
     }
 }
 
 /// DINO loss temperatures and centre momentum.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LossSection {
     pub student_temp: f64,
@@ -76,11 +97,29 @@ pub struct LossSection {
     pub teacher_temp: f64,
     pub warmup_teacher_temp_epochs: usize,
     pub center_momentum: f64,
+    /// `mean` (official momentum centre) or `sinkhorn_knopp` (DINOv2).
+    pub centering: Centering,
+    /// Sinkhorn-Knopp iterations (DINOv2: 3).
+    pub sinkhorn_iterations: usize,
+    /// Weight of the KoLeo term on the student features (0 = off; DINOv2: 0.1).
+    pub koleo_weight: f64,
 }
 
 impl Default for LossSection {
     fn default() -> Self {
-        Self { student_temp: 0.1, warmup_teacher_temp: 0.04, teacher_temp: 0.04, warmup_teacher_temp_epochs: 0, center_momentum: 0.9 }
+        let d = crate::loss::DinoLossConfig::default();
+        let (student_temp, warmup_teacher_temp, teacher_temp) = (d.student_temp, d.warmup_teacher_temp, d.teacher_temp);
+        let (warmup_teacher_temp_epochs, center_momentum, centering) = (d.warmup_teacher_temp_epochs, d.center_momentum, d.centering);
+        let (sinkhorn_iterations, koleo_weight) = (d.sinkhorn_iterations, d.koleo_weight);
+        Self { student_temp, warmup_teacher_temp, teacher_temp, warmup_teacher_temp_epochs, center_momentum, centering, sinkhorn_iterations, koleo_weight }
+    }
+}
+
+impl LossSection {
+    /// The loss settings for a head of width `out_dim`.
+    pub fn dino(&self, out_dim: usize) -> crate::loss::DinoLossConfig {
+        let Self { student_temp, warmup_teacher_temp, teacher_temp, warmup_teacher_temp_epochs, center_momentum, centering, sinkhorn_iterations, koleo_weight } = *self;
+        crate::loss::DinoLossConfig { out_dim, student_temp, warmup_teacher_temp, teacher_temp, warmup_teacher_temp_epochs, center_momentum, centering, sinkhorn_iterations, koleo_weight }
     }
 }
 
@@ -195,41 +234,6 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// The paper's recipe (`run.sh`): model_small, batch 24 per device, 200 epochs, lr 8e-4.
-    pub fn paper() -> Self {
-        Self::default()
-    }
-
-    /// The quick run on the shipped sample: tiny model at the fixture sizes (2D 64, 3D
-    /// 16×64×64), K = 256, batch 2, interval 1, peak lr 2e-3 without warm-up; a few minutes
-    /// on 2 CPU cores.
-    pub fn sample() -> Self {
-        let mut c = Self::default();
-        c.output = PathBuf::from("runs/sample");
-        c.model = ModelSection { arch: "tiny".into(), img_size_2d: 64, img_size_3d: [16, 64, 64], out_dim: 256 };
-        c.optim.epochs = 16;
-        c.optim.batch_size = 2;
-        c.optim.interval = 1;
-        // Peak lr 0.256·2/256 = 2e-3, no warm-up. 40 steps on 10 samples must make the outputs
-        // of different inputs differ faster than centring catches up with the teacher: at the
-        // paper's rate (5e-4 here) the centre wins, the teacher's centred output turns uniform
-        // (entropy → ln K) and the loss rises; a sharper teacher (0.02) or a faster one
-        // (momentum 0.9) collapsed too. Measured in docs/ssl.md.
-        c.optim.lr = 0.256;
-        c.optim.warmup_epochs = 0;
-        c.checkpoint.keep = 2;
-        c
-    }
-
-    /// A named preset (`paper` or `sample`).
-    pub fn preset(name: &str) -> Result<Self> {
-        match name {
-            "paper" => Ok(Self::paper()),
-            "sample" => Ok(Self::sample()),
-            o => Err(SslError::Config(format!("unknown preset {o:?} (paper or sample)"))),
-        }
-    }
-
     /// Parse a TOML document; missing fields take the paper defaults.
     pub fn from_toml(text: &str) -> Result<Self> {
         toml::from_str(text).map_err(|e| SslError::Config(e.to_string()))
@@ -276,6 +280,19 @@ impl TrainConfig {
         real("loss.teacher_temp", l.teacher_temp, 0.0, f64::MAX, false)?;
         real("loss.warmup_teacher_temp", l.warmup_teacher_temp, 0.0, f64::MAX, false)?;
         real("loss.center_momentum", l.center_momentum, 0.0, 1.0, true)?;
+        real("loss.koleo_weight", l.koleo_weight, 0.0, f64::MAX, true)?;
+        real("optim.momentum_teacher_end", o.momentum_teacher_end, o.momentum_teacher, 1.0, true)?;
+        if l.koleo_weight > 0.0 && (o.batch_size < 2 || o.batch_size_of(crate::Modality::Volume3d) < 2) {
+            return Err(SslError::Config(format!(
+                "loss.koleo_weight = {} needs at least 2 samples per batch (each sample's nearest neighbour); optim.batch_size is {} and the 3D batch {}",
+                l.koleo_weight,
+                o.batch_size,
+                o.batch_size_of(crate::Modality::Volume3d)
+            )));
+        }
+        if l.centering == Centering::SinkhornKnopp {
+            positive("loss.sinkhorn_iterations", l.sinkhorn_iterations)?;
+        }
         if self.guard.max_param_norm_ratio != 0.0 {
             real("guard.max_param_norm_ratio (0 = off)", self.guard.max_param_norm_ratio, 1.0, f64::MAX, true)?;
         }
@@ -346,45 +363,6 @@ pub fn apply_overrides<T: Serialize + serde::de::DeserializeOwned>(cfg: &mut T, 
     Ok(())
 }
 
+mod presets;
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn set_overrides_nested_fields() -> Result<()> {
-        let mut c = TrainConfig::paper();
-        c.set("optim.lr", "5e-4")?;
-        c.set("optim.epochs", "3")?;
-        c.set("optim.min_lr", "0")?;
-        c.set("model.img_size_3d", "[16, 64, 64]")?;
-        c.set("fixes.per_batch_schedule", "true")?;
-        c.set("output", "runs/x")?;
-        c.set("device", "cuda:1")?;
-        assert_eq!(c.optim.lr, 5e-4);
-        assert_eq!(c.optim.epochs, 3);
-        assert_eq!(c.optim.min_lr, 0.0);
-        assert_eq!(c.model.img_size_3d, [16, 64, 64]);
-        assert!(c.fixes.per_batch_schedule);
-        assert_eq!(c.output, PathBuf::from("runs/x"));
-        assert_eq!(c.device, "cuda:1");
-        assert!(c.set("optim.nope", "1").is_err());
-        assert!(c.set("optim.epochs", "many").is_err());
-        Ok(())
-    }
-
-    #[test]
-    fn shipped_configs_are_the_presets() -> Result<()> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-        assert_eq!(TrainConfig::load(&dir.join("paper.toml"))?, TrainConfig::paper());
-        assert_eq!(TrainConfig::load(&dir.join("sample.toml"))?, TrainConfig::sample());
-        Ok(())
-    }
-
-    #[test]
-    fn toml_round_trip() -> Result<()> {
-        for c in [TrainConfig::paper(), TrainConfig::sample()] {
-            assert_eq!(TrainConfig::from_toml(&c.to_toml()?)?, c);
-        }
-        Ok(())
-    }
-}
+mod tests;

@@ -35,6 +35,7 @@ pub struct StepOutcome {
     pub terms: BTreeMap<String, f64>,
     pub teacher_entropy: f64,
     pub teacher_mean_entropy: f64,
+    pub feature_cosine: Option<f64>,
 }
 
 /// Both networks with their variables by official key, the optimiser and the loss centre.
@@ -127,7 +128,7 @@ impl Engine {
             terms.insert(name.to_string(), f64::from(t.to_scalar::<f32>()?));
         }
         let total = f64::from(out.total.to_scalar::<f32>()?);
-        let (teacher_entropy, teacher_mean_entropy) = (out.teacher_entropy, out.teacher_mean_entropy);
+        let (teacher_entropy, teacher_mean_entropy, feature_cosine) = (out.teacher_entropy, out.teacher_mean_entropy, out.feature_cosine);
         if !total.is_finite() || terms.values().any(|v| !v.is_finite()) {
             let terms = terms.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
             return Err(SslError::NonFiniteLoss { step: step_no, epoch, modality: modality.name(), terms });
@@ -153,6 +154,6 @@ impl Engine {
         time("step: clipping + AdamW", || self.optim.step(&grads, &opts))?;
         drop(grads);
         time("step: EMA", || ema_update(&self.teacher_vars, &self.student_vars, s.momentum))?;
-        Ok(StepOutcome { total, terms, teacher_entropy, teacher_mean_entropy })
+        Ok(StepOutcome { total, terms, teacher_entropy, teacher_mean_entropy, feature_cosine })
     }
 }

@@ -37,7 +37,9 @@
 //! # Ok::<(), candle::Error>(())
 //! ```
 
+pub mod anticollapse;
 pub mod checkpoint;
+pub mod collapse;
 pub mod config;
 #[cfg(feature = "nccl")]
 pub mod dist;

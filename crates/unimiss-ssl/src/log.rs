@@ -34,6 +34,14 @@ pub struct StepRecord {
     pub teacher_entropy: f64,
     /// Entropy of the batch-averaged teacher distribution.
     pub teacher_mean_entropy: f64,
+    /// `teacher_mean_entropy − teacher_entropy` (nats): how much the teacher's output tells
+    /// about which input it saw; → 0 is a collapse whatever the loss does.
+    #[serde(default)]
+    pub teacher_info: f64,
+    /// Mean cosine between the teacher backbone features of the batch's inputs; → 1 is a
+    /// collapse. Absent for a batch of one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_cosine: Option<f64>,
     /// Resident memory of the process after the step (MB; 0 where it cannot be read).
     #[serde(default)]
     pub rss_mb: f64,
@@ -57,6 +65,12 @@ pub struct EpochRecord {
     /// Entropy of the batch-averaged teacher distribution (low = every sample on the same
     /// dimensions).
     pub teacher_mean_entropy: f64,
+    /// Epoch mean of the steps' `teacher_info`.
+    #[serde(default)]
+    pub teacher_info: f64,
+    /// Epoch mean of the steps' `feature_cosine` (absent when no step measured it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_cosine: Option<f64>,
     /// ‖centre‖₂.
     pub center_norm: f64,
     pub seconds: f64,

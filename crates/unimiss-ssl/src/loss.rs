@@ -3,6 +3,7 @@
 
 use candle::{D, DType, Device, Tensor};
 
+use crate::anticollapse::{Centering, sinkhorn_knopp};
 use crate::schedule::teacher_temp_schedule;
 
 /// Settings of [`DinoLoss`] (official defaults: τ_s 0.1, τ_t 0.04, centre momentum 0.9).
@@ -14,6 +15,13 @@ pub struct DinoLossConfig {
     pub teacher_temp: f64,
     pub warmup_teacher_temp_epochs: usize,
     pub center_momentum: f64,
+    /// How teacher logits become targets (official: the momentum centre).
+    pub centering: Centering,
+    /// Sinkhorn-Knopp iterations (DINOv2: 3) when `centering` is `SinkhornKnopp`.
+    pub sinkhorn_iterations: usize,
+    /// Weight of DINOv2's KoLeo term on the student's backbone features (0: off, official;
+    /// DINOv2 uses 0.1).
+    pub koleo_weight: f64,
 }
 
 impl Default for DinoLossConfig {
@@ -25,6 +33,9 @@ impl Default for DinoLossConfig {
             teacher_temp: 0.04,
             warmup_teacher_temp_epochs: 0,
             center_momentum: 0.9,
+            centering: Centering::Mean,
+            sinkhorn_iterations: 3,
+            koleo_weight: 0.0,
         }
     }
 }
@@ -57,6 +68,11 @@ impl DinoLoss {
         Ok(Self { cfg, temps, center })
     }
 
+    /// The settings.
+    pub fn config(&self) -> &DinoLossConfig {
+        &self.cfg
+    }
+
     /// The centre (1, K).
     pub fn center(&self) -> &Tensor {
         &self.center
@@ -77,8 +93,19 @@ impl DinoLoss {
         self.temps.get(epoch).or(self.temps.last()).copied().unwrap_or(self.cfg.teacher_temp)
     }
 
-    /// The teacher probabilities `softmax((t − c)/τ_t)` (2B, K), detached.
+    /// The teacher probabilities (2B, K), detached: `softmax((t − c)/τ_t)` (official), or the
+    /// Sinkhorn-Knopp assignment of `t/τ_t` over all 2B rows (`Centering::SinkhornKnopp`).
     pub fn teacher_probs(&self, teacher: &Tensor, epoch: usize) -> candle::Result<Tensor> {
+        if self.cfg.centering == Centering::SinkhornKnopp {
+            return sinkhorn_knopp(teacher, self.teacher_temp(epoch), self.cfg.sinkhorn_iterations);
+        }
+        self.centred_probs(teacher, epoch)
+    }
+
+    /// `softmax((t − c)/τ_t)` (2B, K), detached, whatever the centring: the distribution the
+    /// collapse indicators describe (under Sinkhorn-Knopp the targets' batch mean is uniform by
+    /// construction and would say nothing).
+    pub fn centred_probs(&self, teacher: &Tensor, epoch: usize) -> candle::Result<Tensor> {
         let t = teacher.detach().broadcast_sub(&self.center)?;
         let t = (t / self.teacher_temp(epoch))?;
         candle_nn::ops::softmax(&t, D::Minus1)

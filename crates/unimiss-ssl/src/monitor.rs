@@ -15,13 +15,12 @@
 //! figure depend on which samples landed on which side; leave-one-out uses every sample as a
 //! query and all others as references, and is deterministic.
 //!
-//! **Collapse watch.** [`CollapseWatch`] flags an epoch in which the teacher's per-sample
-//! entropy stayed within 1 % of ln K at every step: the teacher's output is uniform and there is
-//! nothing to distil.
+//! **Collapse watch.** [`CollapseWatch`] (module `collapse`) flags an epoch in which the
+//! teacher looked collapsed at every step: uniform, or no longer dependent on the input.
 
 use std::path::{Path, PathBuf};
 
-use candle::{Device, Tensor};
+use candle::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use unimiss_data::augment::kernels::{Taps, resample_plane};
 use unimiss_data::augment::view3d::HU_SCALE;
@@ -32,6 +31,8 @@ use unimiss_ops::interp::{Resize, interpolate_trilinear3d};
 use crate::Modality;
 use crate::error::{Result, SslError};
 use crate::knn::{KnnParams, KnnScore, knn_leave_one_out, mean_cosine};
+
+pub use crate::collapse::{CollapseWatch, MAX_FEATURE_COSINE, MIN_TEACHER_INFO, WarningRecord};
 
 /// `[eval]`: the kNN monitor; off while `manifest` is empty.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +108,16 @@ impl EvalGroup {
         let mut counts = vec![0usize; self.classes.len()];
         self.labels.iter().for_each(|&l| counts[l] += 1);
         counts.into_iter().max().unwrap_or(0) as f64 / self.labels.len().max(1) as f64
+    }
+
+    /// Leave-one-out kNN of these samples' `feats`.
+    fn score(&self, feats: &[Vec<f32>], params: &KnnParams) -> Result<GroupScore> {
+        Ok(GroupScore {
+            modality: self.modality,
+            knn: knn_leave_one_out(feats, &self.labels, self.classes.len(), params)?,
+            majority: self.majority(),
+            mean_cosine: mean_cosine(feats)?,
+        })
     }
 }
 
@@ -202,14 +213,19 @@ impl EvalSet {
     pub fn evaluate(&self, backbone: &Mit, params: &KnnParams) -> Result<Vec<GroupScore>> {
         self.groups
             .iter()
+            .map(|g| g.score(&embed(backbone, &g.inputs, g.modality)?, params))
+            .collect()
+    }
+
+    /// The raw-pixel floor: each sample's preprocessed pixels, minus their mean, as its feature
+    /// (the same kNN, leave-one-out). What a representation must beat to have learnt anything
+    /// pixels do not already show.
+    pub fn evaluate_pixels(&self, params: &KnnParams) -> Result<Vec<GroupScore>> {
+        self.groups
+            .iter()
             .map(|g| {
-                let feats = embed(backbone, &g.inputs, g.modality)?;
-                Ok(GroupScore {
-                    modality: g.modality,
-                    knn: knn_leave_one_out(&feats, &g.labels, g.classes.len(), params)?,
-                    majority: g.majority(),
-                    mean_cosine: mean_cosine(&feats)?,
-                })
+                let x = g.inputs.reshape((g.inputs.dim(0)?, ()))?.to_dtype(DType::F32)?;
+                g.score(&x.broadcast_sub(&x.mean_keepdim(1)?)?.to_vec2::<f32>()?, params)
             })
             .collect()
     }
@@ -249,82 +265,9 @@ pub fn embed(backbone: &Mit, inputs: &Tensor, modality: Modality) -> Result<Vec<
     Ok(out)
 }
 
-/// A collapse warning in `log.jsonl`: `{"kind": "warning", …}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WarningRecord {
-    pub kind: String,
-    pub epoch: usize,
-    pub step: u64,
-    pub modality: String,
-    pub message: String,
-}
-
-/// Watches the teacher's per-sample entropy over an epoch: uniform collapse when every step
-/// stayed within 1 % of ln K.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CollapseWatch {
-    ln_k: f64,
-    steps: usize,
-    near_uniform: usize,
-    min_entropy: f64,
-}
-
-impl CollapseWatch {
-    /// A watch for a head with `out_dim` = K outputs.
-    pub fn new(out_dim: usize) -> Self {
-        Self { ln_k: (out_dim.max(1) as f64).ln(), steps: 0, near_uniform: 0, min_entropy: f64::INFINITY }
-    }
-
-    /// One step's mean per-sample teacher entropy (nats).
-    pub fn observe(&mut self, entropy: f64) {
-        self.steps += 1;
-        self.near_uniform += usize::from(entropy >= 0.99 * self.ln_k);
-        self.min_entropy = self.min_entropy.min(entropy);
-    }
-
-    /// At the end of an epoch: the warning if the whole epoch was near-uniform; resets the watch.
-    pub fn finish(&mut self, epoch: usize, step: u64, modality: Modality) -> Option<WarningRecord> {
-        let collapsed = self.steps > 0 && self.near_uniform == self.steps;
-        let rec = collapsed.then(|| WarningRecord {
-            kind: "warning".into(),
-            epoch,
-            step,
-            modality: modality.name().into(),
-            message: format!(
-                "teacher output collapsed to uniform: its per-sample entropy stayed within 1% of ln K = {:.3} for all {} steps of epoch {} ({}; lowest {:.3}); there is nothing to distil (see docs/ssl.md, collapse)",
-                self.ln_k,
-                self.steps,
-                epoch + 1,
-                modality.name(),
-                self.min_entropy
-            ),
-        });
-        *self = Self { ln_k: self.ln_k, steps: 0, near_uniform: 0, min_entropy: f64::INFINITY };
-        rec
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn collapse_watch_flags_only_a_whole_uniform_epoch() {
-        let ln_k = 256f64.ln();
-        let mut w = CollapseWatch::new(256);
-        for h in [0.995, 0.999, 1.0] {
-            w.observe(h * ln_k);
-        }
-        let r = w.finish(3, 30, Modality::Image2d);
-        assert!(r.as_ref().is_some_and(|r| r.kind == "warning" && r.epoch == 3 && r.message.contains("epoch 4")), "{r:?}");
-        // one step below 0.99 ln K: no warning; the watch was reset by finish
-        for h in [0.995, 0.98, 1.0] {
-            w.observe(h * ln_k);
-        }
-        assert_eq!(w.finish(4, 33, Modality::Volume3d), None);
-        // an empty epoch is no evidence
-        assert_eq!(w.finish(5, 33, Modality::Volume3d), None);
-    }
 
     #[test]
     fn eval_schedule_and_labels() {

@@ -107,6 +107,8 @@ pub struct ScheduleParams {
     pub weight_decay: f64,
     pub weight_decay_end: f64,
     pub momentum_teacher: f64,
+    /// Where the momentum's cosine ends (official 1.0).
+    pub momentum_teacher_end: f64,
 }
 
 impl Schedules {
@@ -116,7 +118,7 @@ impl Schedules {
             [
                 cosine_scheduler(p.peak_lr, p.min_lr, p.epochs, niter, p.warmup_epochs, 0.0),
                 cosine_scheduler(p.weight_decay, p.weight_decay_end, p.epochs, niter, 0, 0.0),
-                cosine_scheduler(p.momentum_teacher, 1.0, p.epochs, niter, 0, 0.0),
+                cosine_scheduler(p.momentum_teacher, p.momentum_teacher_end, p.epochs, niter, 0, 0.0),
             ]
         };
         let arrays = match &indexing {
@@ -188,6 +190,7 @@ mod tests {
             weight_decay: 0.04,
             weight_decay_end: 0.4,
             momentum_teacher: 0.996,
+            momentum_teacher_end: 1.0,
         };
         // 2D dataset larger than 3D: epoch 3 of 2D reads 10·3 = 30 >= 4·6 = 24.
         let s = Schedules::new(&p, Indexing::Official { n_2d: 10, n_3d: 6 });

@@ -5,6 +5,7 @@ use candle::{D, Tensor};
 use unimiss_model::MitWithHead;
 use unimiss_ops::profile::time;
 
+use crate::anticollapse::koleo;
 use crate::loss::{CenterReduce, DinoLoss, loss_3d, mean_over_slices, volume_to_slices};
 use crate::Modality;
 
@@ -18,6 +19,9 @@ pub struct StepLoss {
     pub teacher_entropy: f64,
     /// Entropy of the batch-averaged teacher distribution.
     pub teacher_mean_entropy: f64,
+    /// Mean cosine between the teacher backbone features of the batch's different inputs (view
+    /// 0; the volumes in 3D); `None` for a batch of one.
+    pub feature_cosine: Option<f64>,
 }
 
 /// Teacher and student networks of a run.
@@ -29,17 +33,39 @@ pub struct Nets<'a> {
 }
 
 impl Nets<'_> {
-    fn teacher(&self, views: &[Tensor]) -> candle::Result<Tensor> {
-        time("step: teacher forward", || Ok(self.teacher.forward_views(views, false)?.1.detach()))
+    /// Teacher (backbone features, head logits), detached.
+    fn teacher(&self, views: &[Tensor]) -> candle::Result<(Tensor, Tensor)> {
+        time("step: teacher forward", || {
+            let (f, l) = self.teacher.forward_views(views, false)?;
+            Ok((f.detach(), l.detach()))
+        })
     }
 
-    fn student(&self, views: &[Tensor]) -> candle::Result<Tensor> {
-        time("step: student forward", || Ok(self.student.forward_views(views, self.train)?.1))
+    /// Student (backbone features, head logits).
+    fn student(&self, views: &[Tensor]) -> candle::Result<(Tensor, Tensor)> {
+        time("step: student forward", || self.student.forward_views(views, self.train))
     }
 }
 
+/// `weight · Σ_views KoLeo(student features of that view)` (DINOv2 sums over the global crops);
+/// `feats` rows `[0, B)` view 0, `[B, 2B)` view 1.
+fn koleo_term(feats: &Tensor, weight: f64) -> candle::Result<Tensor> {
+    let b = feats.dim(0)? / 2;
+    let sum = (koleo(&feats.narrow(0, 0, b)?)? + koleo(&feats.narrow(0, b, b)?)?)?;
+    sum * weight
+}
+
+/// Teacher features of view 0 (rows `[0, B)`): their mean pairwise cosine (`None` for B = 1).
+fn view0_cosine(t_feats: &Tensor) -> candle::Result<Option<f64>> {
+    let rows = t_feats.narrow(0, 0, t_feats.dim(0)? / 2)?.to_dtype(candle::DType::F32)?.to_vec2::<f32>()?;
+    if rows.len() < 2 {
+        return Ok(None);
+    }
+    crate::knn::mean_cosine(&rows).map(Some).map_err(|e| candle::Error::Msg(e.to_string()))
+}
+
 fn entropies(loss: &DinoLoss, teacher: &Tensor, epoch: usize) -> candle::Result<(f64, f64)> {
-    let p = loss.teacher_probs(teacher, epoch)?;
+    let p = loss.centred_probs(teacher, epoch)?;
     let h = |p: &Tensor| -> candle::Result<Tensor> { (p * (p + 1e-30)?.log()?)?.sum(D::Minus1)?.neg() };
     let row = h(&p)?.mean_all()?.to_scalar::<f32>()?;
     let mean = h(&p.mean_keepdim(0)?)?.mean_all()?.to_scalar::<f32>()?;
@@ -56,34 +82,36 @@ pub fn forward_step(
     epoch: usize,
     reduce: Option<&dyn CenterReduce>,
 ) -> candle::Result<StepLoss> {
-    match modality {
+    let kw = loss.config().koleo_weight;
+    // per modality: the DINO terms, the teacher entropies, both networks' backbone features
+    let (total, mut terms, (teacher_entropy, teacher_mean_entropy), s_feats, t_feats) = match modality {
         Modality::Image2d => {
-            let t = nets.teacher(views)?;
-            let s = nets.student(views)?;
-            let (teacher_entropy, teacher_mean_entropy, l) = time("step: loss", || {
-                let (h, hm) = entropies(loss, &t, epoch)?;
-                candle::Result::Ok((h, hm, loss.loss(&s, &t, epoch, reduce)?))
-            })?;
-            Ok(StepLoss { total: l.clone(), terms: vec![("dino", l)], teacher_entropy, teacher_mean_entropy })
+            let (t_feats, t) = nets.teacher(views)?;
+            let (s_feats, s) = nets.student(views)?;
+            let (h, l) = time("step: loss", || candle::Result::Ok((entropies(loss, &t, epoch)?, loss.loss(&s, &t, epoch, reduce)?)))?;
+            (l.clone(), vec![("dino", l)], h, s_feats, t_feats)
         }
         Modality::Volume3d => {
             let depth = views[0].dim(2)?;
             let slices = [volume_to_slices(&views[0])?, volume_to_slices(&views[1])?];
             // Official order: teacher volumes, teacher slices, student volumes, student slices.
-            let t_vol = nets.teacher(views)?;
-            let t_sl = mean_over_slices(&nets.teacher(&slices)?, depth)?;
-            let s_vol = nets.student(views)?;
-            let s_sl = mean_over_slices(&nets.student(&slices)?, depth)?;
-            let (teacher_entropy, teacher_mean_entropy, t) = time("step: loss", || {
-                let (h, hm) = entropies(loss, &t_vol, epoch)?;
-                candle::Result::Ok((h, hm, loss_3d(loss, &s_vol, &t_vol, &s_sl, &t_sl, epoch, reduce)?))
+            let (t_feats, t_vol) = nets.teacher(views)?;
+            let t_sl = mean_over_slices(&nets.teacher(&slices)?.1, depth)?;
+            let (s_feats, s_vol) = nets.student(views)?;
+            let s_sl = mean_over_slices(&nets.student(&slices)?.1, depth)?;
+            let (h, t) = time("step: loss", || {
+                candle::Result::Ok((entropies(loss, &t_vol, epoch)?, loss_3d(loss, &s_vol, &t_vol, &s_sl, &t_sl, epoch, reduce)?))
             })?;
-            Ok(StepLoss {
-                total: t.total()?,
-                terms: vec![("vv", t.vv), ("sv", t.sv), ("ss", t.ss), ("vs", t.vs)],
-                teacher_entropy,
-                teacher_mean_entropy,
-            })
+            (t.total()?, vec![("vv", t.vv), ("sv", t.sv), ("ss", t.ss), ("vs", t.vs)], h, s_feats, t_feats)
         }
-    }
+    };
+    let total = if kw > 0.0 {
+        let k = koleo_term(&s_feats, kw)?;
+        terms.push(("koleo", k.clone()));
+        (total + k)?
+    } else {
+        total
+    };
+    let feature_cosine = view0_cosine(&t_feats)?;
+    Ok(StepLoss { total, terms, teacher_entropy, teacher_mean_entropy, feature_cosine })
 }

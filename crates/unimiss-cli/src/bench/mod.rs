@@ -6,6 +6,7 @@ pub mod model;
 pub mod ops;
 pub mod train;
 pub mod transfer;
+pub mod transfer_report;
 
 use std::path::Path;
 use std::process::Command;

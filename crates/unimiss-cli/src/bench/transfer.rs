@@ -1,20 +1,24 @@
 //! `cargo xtask bench transfer [--seeds 0,1,2] [--json FILE] [--device cuda:0]`: does
 //! pretraining help? An experiment that can fail: for every seed,
-//! 1. phantoms (`--cases`, seed-dependent; 60 % train, 20 % val, 20 % test);
-//! 2. pretraining with the real trainer on the unlabelled training split (`sample` preset at
-//!    the bench sizes, `--pretrain-epochs`, the kNN monitor on the held-out `eval_lesion.tsv`);
-//! 3. pretrained (teacher backbone of the last checkpoint) vs random init (the same seeded
-//!    initialisation the pretraining started from) on weighted kNN (k = 20, T = 0.07,
-//!    leave-one-out over the val + test cases) for 2D and 3D, on the lesion label and the
-//!    liver-size label;
-//! 4. fine-tuning `cls2d`, `cls3d` (test AUC) and `seg3d` (test mean Dice) from the pretrained
-//!    student and from random init, with 10 % and 100 % of the training labels, at equal
-//!    budget (same preset, epochs, seed).
+//! 1. phantoms (`--cases`, seed-dependent; 60 % train, 20 % val, 20 % test) whose `finding`
+//!    label (none / mass / nodules anywhere in a body whose pose varies) has headroom;
+//! 2. the floors, before any training: weighted kNN (k = 20, T = 0.07, leave-one-out over the
+//!    val + test cases) on the raw pixels and on the random-init backbone, 2D and 3D, on the
+//!    `finding`, `lesion` and `liver` labels (`--floors-only` stops here);
+//! 3. pretraining with the real trainer on the unlabelled training split (the
+//!    `small-batch` recipe, `configs/small-batch.toml`, at the bench sizes; `--pretrain-set`
+//!    overrides it), the kNN monitor on the held-out `eval_finding.tsv`;
+//! 4. the pretrained teacher backbone on the same kNN;
+//! 5. fine-tuning `cls2d`, `cls3d` (test AUC; the label is `finding`) and `seg3d` (test mean
+//!    Dice) from the pretrained student and from random init, with 10 % and 100 % of the
+//!    training labels, at equal budget (same preset, epochs, seed). The random-init 100 % run
+//!    of a classification task is the ceiling: its test accuracy is printed beside the kNN rows
+//!    of that modality's `finding`.
 //!
 //! Reports per-seed values, mean ± sd, the paired difference (pretrained − random) and whether
 //! the mean gain exceeds twice the sd of the random-init scores; `--json` writes
-//! `{"seeds": [...], "results": [{"task", "labels", "metric", "pretrained": [...], "random": [...]}]}`
-//! plus the settings and each seed's kNN curve during pretraining.
+//! `{"seeds": [...], "results": [{"task", "labels", "metric", "pretrained": [...], "random": [...],
+//! "floor": {"pixels", "random_init"}, "ceiling"}]}` plus the settings and each seed's kNN curve.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -25,12 +29,17 @@ use candle_nn::VarMap;
 use serde_json::{Value, json};
 use unimiss_model::checkpoint::{self, KeyPolicy, Which};
 use unimiss_model::{Mit, SeededVarMap};
-use unimiss_ssl::monitor::EvalSet;
+use unimiss_ssl::monitor::{EvalSet, GroupScore};
 use unimiss_ssl::{TrainConfig, Trainer};
 use unimiss_tasks::config::FinetuneConfig;
 use unimiss_tasks::finetune::{FinetuneJob, finetune};
 use unimiss_tasks::nets::Task;
 use unimiss_tasks::phantoms::{PhantomConfig, generate};
+
+use super::transfer_report::{self as report, Row, row};
+
+/// The kNN labels, with their eval manifests `eval_{label}.tsv`.
+const LABELS: [&str; 3] = ["finding", "lesion", "liver"];
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -40,16 +49,13 @@ pub struct Args {
     /// Seeds (phantoms, initialisation, data order, fine-tuning).
     #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
     pub seeds: Vec<u64>,
-    /// Phantom cases per seed (60 % are the unlabelled pretraining set: 340 → 204).
-    #[arg(long, default_value_t = 340)]
+    /// Phantom cases per seed (60 % are the unlabelled pretraining set, 40 % the kNN eval set).
+    #[arg(long, default_value_t = 500)]
     pub cases: usize,
-    /// Pretraining epochs (alternating 2D/3D, interval 1).
-    #[arg(long, default_value_t = 20)]
+    /// Pretraining epochs (the small-batch recipe's 2D/3D blocks).
+    #[arg(long, default_value_t = 40)]
     pub pretrain_epochs: usize,
-    /// Pretraining batch size.
-    #[arg(long, default_value_t = 8)]
-    pub batch_size: usize,
-    /// Extra pretraining overrides, e.g. `--pretrain-set loss.teacher_temp=0.02`.
+    /// Overrides of the small-batch recipe, e.g. `--pretrain-set optim.batch_size=32`.
     #[arg(long = "pretrain-set", value_name = "KEY=VALUE")]
     pub pretrain_set: Vec<String>,
     /// Fine-tuning epochs (same for both initialisations and both label fractions).
@@ -59,29 +65,27 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "cls2d,cls3d,seg3d")]
     pub tasks: Vec<Task>,
     /// 2D input side (pretraining, kNN and fine-tuning).
-    #[arg(long, default_value_t = 96)]
+    #[arg(long, default_value_t = 64)]
     pub size_2d: usize,
     /// 3D input D,H,W.
-    #[arg(long, value_parser = crate::cmd::data_files::parse_size3, default_value = "16,96,96")]
+    #[arg(long, value_parser = crate::cmd::data_files::parse_size3, default_value = "16,64,64")]
     pub size_3d: [usize; 3],
     /// Phantom volume D,H,W (the pretraining crops and fine-tuning inputs are taken from it).
-    #[arg(long, value_parser = crate::cmd::data_files::parse_size3, default_value = "32,96,96")]
+    #[arg(long, value_parser = crate::cmd::data_files::parse_size3, default_value = "32,64,64")]
     pub phantom_dims: [usize; 3],
+    /// Phantom voxel size D,H,W in mm (each case scales it by 0.8–1.25).
+    #[arg(long, value_parser = unimiss_data::manifest::parse_spacing, default_value = "2.5,1.3,1.3")]
+    pub spacing: [f64; 3],
+    /// Stop after the floors (phantoms, kNN on pixels and on the random init): does this
+    /// benchmark leave room for a gain?
+    #[arg(long)]
+    pub floors_only: bool,
     /// `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Write the results as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
-}
-
-/// One compared quantity: a value per seed for each initialisation.
-struct Row {
-    task: String,
-    labels: f64,
-    metric: &'static str,
-    pretrained: Vec<Option<f64>>,
-    random: Vec<Option<f64>>,
 }
 
 /// Stage counter with an ETA from the mean stage time so far.
@@ -99,13 +103,6 @@ impl Stages {
     }
 }
 
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n.max(1.0);
-    let var = if v.len() > 1 { v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (m, var.sqrt())
-}
-
 /// The newest checkpoint's weights of a pretraining run.
 fn latest_weights(run: &Path) -> anyhow::Result<PathBuf> {
     let ck = run.join("checkpoints");
@@ -115,9 +112,9 @@ fn latest_weights(run: &Path) -> anyhow::Result<PathBuf> {
     Ok(w)
 }
 
-/// The pretraining configuration of one seed.
+/// The pretraining configuration of one seed: the small-batch recipe at the bench's sizes.
 fn pretrain_config(args: &Args, ph: &Path, out: &Path, seed: u64) -> anyhow::Result<TrainConfig> {
-    let mut c = TrainConfig::sample();
+    let mut c = TrainConfig::small_batch();
     c.output = out.to_path_buf();
     c.device = args.device.clone();
     c.seed = seed;
@@ -125,32 +122,30 @@ fn pretrain_config(args: &Args, ph: &Path, out: &Path, seed: u64) -> anyhow::Res
     c.model.img_size_2d = args.size_2d;
     c.model.img_size_3d = args.size_3d;
     c.optim.epochs = args.pretrain_epochs;
-    c.optim.batch_size = args.batch_size;
     c.checkpoint.every_epochs = 0;
     c.checkpoint.keep = 1;
-    c.eval.manifest = ph.join("eval_lesion.tsv");
+    c.eval.manifest = ph.join("eval_finding.tsv");
     c.eval.every_epochs = 1;
-    for kv in &args.pretrain_set {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--pretrain-set {kv:?}: expected KEY=VALUE"))?;
-        c.set(k, v)?;
-    }
+    unimiss_ssl::config::apply_overrides(&mut c, &args.pretrain_set)?;
+    c.validate()?;
     Ok(c)
 }
 
-/// kNN accuracies (2D, 3D) of a backbone on the lesion and liver eval sets.
-fn knn_scores(backbone: &Mit, sets: &[(&str, EvalSet)], cfg: &TrainConfig) -> anyhow::Result<Vec<(String, f64)>> {
+/// `(row name, accuracy)` for every label and modality, e.g. `knn2d_finding`.
+fn knn_rows(sets: &[(&str, EvalSet)], score: &dyn Fn(&EvalSet) -> anyhow::Result<Vec<GroupScore>>) -> anyhow::Result<Vec<(String, f64)>> {
     let mut out = Vec::new();
     for (label, set) in sets {
-        for g in set.evaluate(backbone, &cfg.eval.params())? {
-            let suffix = if *label == "lesion" { String::new() } else { format!("_{label}") };
-            out.push((format!("knn{}{suffix}", g.modality.name()), g.knn.accuracy));
+        for g in score(set)? {
+            out.push((format!("knn{}_{label}", g.modality.name()), g.knn.accuracy));
         }
     }
     Ok(out)
 }
 
-/// The test metric of one fine-tuning run: AUC (classification) or mean Dice (segmentation).
-fn finetune_metric(task: Task, ph: &Path, labels: f64, weights: Option<&Path>, out: &Path, args: &Args, seed: u64, dev: &Device) -> anyhow::Result<Option<f64>> {
+/// The test metric (AUC, or mean Dice for segmentation) and, for classification, the test
+/// accuracy of one fine-tuning run.
+#[allow(clippy::too_many_arguments)]
+fn finetune_metric(task: Task, ph: &Path, labels: f64, weights: Option<&Path>, out: &Path, args: &Args, seed: u64, dev: &Device) -> anyhow::Result<(Option<f64>, Option<f64>)> {
     let mut config = FinetuneConfig::ci(task);
     config.input_2d = args.size_2d;
     config.input_3d = args.size_3d;
@@ -169,127 +164,125 @@ fn finetune_metric(task: Task, ph: &Path, labels: f64, weights: Option<&Path>, o
     };
     finetune(&job, dev, &mut |_| ())?;
     let rep = unimiss_tasks::evaluate::evaluate(&out.join("best.safetensors"), &ph.join(format!("{task}_test.tsv")), dev)?;
-    Ok(rep[if matches!(task, Task::Seg3d | Task::Seg2d) { "dice_mean" } else { "auc" }].as_f64())
+    let seg = matches!(task, Task::Seg3d | Task::Seg2d);
+    Ok((rep[if seg { "dice_mean" } else { "auc" }].as_f64(), rep["accuracy"].as_f64()))
 }
 
-fn row<'a>(rows: &'a mut Vec<Row>, task: &str, labels: f64, metric: &'static str) -> &'a mut Row {
-    if let Some(i) = rows.iter().position(|r| r.task == task && r.labels == labels) {
-        return &mut rows[i];
-    }
-    rows.push(Row { task: task.into(), labels, metric, pretrained: vec![], random: vec![] });
-    let last = rows.len() - 1;
-    &mut rows[last]
+/// Per seed: phantoms, floors, pretraining, kNN, fine-tuning.
+struct Bench<'a> {
+    args: &'a Args,
+    dev: Device,
+    st: Stages,
+    rows: Vec<Row>,
+    curves: Vec<Value>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let dev = unimiss_ssl::trainer::parse_device(&args.device)?;
-    let fractions = [0.1, 1.0];
-    let per_seed = 3 + args.tasks.len() * fractions.len() * 2;
-    let mut st = Stages { total: per_seed * args.seeds.len(), done: 0, t0: Instant::now() };
-    let mut rows: Vec<Row> = Vec::new();
-    let mut curves = Vec::new();
-    for &seed in &args.seeds {
+impl Bench<'_> {
+    fn seed(&mut self, seed: u64) -> anyhow::Result<()> {
+        let args = self.args;
         let base = args.dir.join(format!("seed-{seed}"));
         let ph = base.join("phantoms");
-        st.start(&format!("seed {seed}: {} phantoms {:?}", args.cases, args.phantom_dims));
-        let pc = PhantomConfig { count: args.cases, seed, dims: args.phantom_dims, size_2d: args.size_2d.max(args.phantom_dims[2]), ..PhantomConfig::default() };
+        self.st.start(&format!("seed {seed}: {} phantoms {:?}", args.cases, args.phantom_dims));
+        let pc = PhantomConfig { count: args.cases, seed, dims: args.phantom_dims, size_2d: args.size_2d.max(args.phantom_dims[2]), spacing: args.spacing };
         let summary = generate(&ph, &pc, &mut |_, _| ())?;
-        st.done += 1;
+        self.st.done += 1;
 
-        st.start(&format!("seed {seed}: pretraining {} epochs on {} cases × 2 modalities", args.pretrain_epochs, summary.train));
-        let run_dir = base.join("pretrain");
-        let _ = std::fs::remove_dir_all(&run_dir);
-        let cfg = pretrain_config(&args, &ph, &run_dir, seed)?;
+        self.st.start(&format!("seed {seed}: floors (kNN on pixels and on the random init)"));
+        let cfg = pretrain_config(args, &ph, &base.join("pretrain"), seed)?;
+        let params = cfg.eval.params();
+        let mut sets = Vec::new();
+        for label in LABELS {
+            sets.push((label, EvalSet::load(&ph.join(format!("eval_{label}.tsv")), args.size_2d, args.size_3d, &self.dev)?));
+        }
+        let mcfg = unimiss_ssl::trainer::mit_config(&cfg)?;
+        let vm = VarMap::new();
+        let random = Mit::new(&mcfg, SeededVarMap::var_builder(&vm, seed, DType::F32, &self.dev).pp("backbone"))?;
+        let pixels = knn_rows(&sets, &|s| Ok(s.evaluate_pixels(&params)?))?;
+        let random_knn = knn_rows(&sets, &|s| Ok(s.evaluate(&random, &params)?))?;
+        for ((name, px), (_, r)) in pixels.iter().zip(&random_knn) {
+            eprintln!("bench transfer: seed {seed} {name}: pixels {px:.3}, random init {r:.3}");
+            let rw = row(&mut self.rows, name, 1.0, "accuracy");
+            rw.floor_pixels.push(Some(*px));
+            rw.random.push(Some(*r));
+        }
+        self.st.done += 1;
+        if args.floors_only {
+            return Ok(());
+        }
+
+        self.st.start(&format!("seed {seed}: pretraining {} epochs on {} cases × 2 modalities", args.pretrain_epochs, summary.train));
+        let _ = std::fs::remove_dir_all(&cfg.output);
         let mut trainer = Trainer::new(cfg.clone(), None, None)?;
         trainer.progress = false;
         trainer.run()?;
-        let knn_curve: Vec<Value> = std::fs::read_to_string(run_dir.join("log.jsonl"))?
+        let knn_curve: Vec<Value> = std::fs::read_to_string(cfg.output.join("log.jsonl"))?
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v["kind"] == "knn")
             .collect();
-        curves.push(json!({"seed": seed, "knn": knn_curve}));
-        st.done += 1;
+        self.curves.push(json!({"seed": seed, "knn": knn_curve}));
+        self.st.done += 1;
 
-        st.start(&format!("seed {seed}: kNN of the pretrained teacher and of the random init"));
-        let mcfg = unimiss_ssl::trainer::mit_config(&cfg)?;
-        let sets = [("lesion", EvalSet::load(&ph.join("eval_lesion.tsv"), args.size_2d, args.size_3d, &dev)?), ("liver", EvalSet::load(&ph.join("eval_liver.tsv"), args.size_2d, args.size_3d, &dev)?)];
-        let weights = latest_weights(&run_dir)?;
-        let teacher = checkpoint::load(&weights, Which::Teacher)?.build(&mcfg, KeyPolicy::Exact, &dev)?.backbone;
-        let vm = VarMap::new();
-        let random = Mit::new(&mcfg, SeededVarMap::var_builder(&vm, seed, DType::F32, &dev).pp("backbone"))?;
-        for ((name, p), (_, r)) in knn_scores(&teacher, &sets, &cfg)?.into_iter().zip(knn_scores(&random, &sets, &cfg)?) {
-            let rw = row(&mut rows, &name, 1.0, "accuracy");
-            rw.pretrained.push(Some(p));
-            rw.random.push(Some(r));
+        self.st.start(&format!("seed {seed}: kNN of the pretrained teacher"));
+        let weights = latest_weights(&cfg.output)?;
+        let teacher = checkpoint::load(&weights, Which::Teacher)?.build(&mcfg, KeyPolicy::Exact, &self.dev)?.backbone;
+        for (name, p) in knn_rows(&sets, &|s| Ok(s.evaluate(&teacher, &params)?))? {
+            row(&mut self.rows, &name, 1.0, "accuracy").pretrained.push(Some(p));
         }
-        st.done += 1;
+        self.st.done += 1;
 
         for &task in &args.tasks {
-            for labels in fractions {
+            for labels in [0.1, 1.0] {
                 for (init, w) in [("pretrained", Some(weights.as_path())), ("random", None)] {
-                    st.start(&format!("seed {seed}: finetune {task} with {:.0}% labels from {init}", labels * 100.0));
+                    self.st.start(&format!("seed {seed}: finetune {task} with {:.0}% labels from {init}", labels * 100.0));
                     let out = base.join(format!("{task}-{}pct-{init}", (labels * 100.0) as u32));
-                    let v = finetune_metric(task, &ph, labels, w, &out, &args, seed, &dev)?;
-                    let metric = if matches!(task, Task::Seg3d | Task::Seg2d) { "dice" } else { "auc" };
-                    let rw = row(&mut rows, task.name(), labels, metric);
+                    let (v, acc) = finetune_metric(task, &ph, labels, w, &out, args, seed, &self.dev)?;
+                    let seg = matches!(task, Task::Seg3d | Task::Seg2d);
+                    let rw = row(&mut self.rows, task.name(), labels, if seg { "dice" } else { "auc" });
                     if init == "pretrained" { rw.pretrained.push(v) } else { rw.random.push(v) }
-                    st.done += 1;
+                    if !seg && init == "random" && labels == 1.0 {
+                        // the supervised ceiling of this modality's finding label
+                        let knn = format!("knn{}_finding", task.modality().name());
+                        row(&mut self.rows, &knn, 1.0, "accuracy").ceiling.push(acc);
+                    }
+                    self.st.done += 1;
                 }
             }
         }
+        Ok(())
     }
-    report(&args, &rows, st.t0.elapsed().as_secs_f64());
-    if let Some(j) = &args.json {
-        let results: Vec<Value> = rows
-            .iter()
-            .map(|r| json!({"task": r.task, "labels": r.labels, "metric": r.metric, "pretrained": r.pretrained, "random": r.random}))
-            .collect();
-        let v = json!({
-            "seeds": args.seeds, "results": results, "cases": args.cases, "pretrain_epochs": args.pretrain_epochs,
-            "batch_size": args.batch_size, "pretrain_set": args.pretrain_set, "finetune_epochs": args.finetune_epochs,
-            "size_2d": args.size_2d, "size_3d": args.size_3d, "phantom_dims": args.phantom_dims, "device": args.device,
-            "seconds": st.t0.elapsed().as_secs_f64(), "knn_curves": curves,
-        });
-        std::fs::write(j, serde_json::to_string_pretty(&v)?).with_context(|| format!("writing {}", j.display()))?;
-    }
-    Ok(())
 }
 
-fn report(args: &Args, rows: &[Row], secs: f64) {
-    println!(
-        "bench transfer: seeds {:?}, {} phantom cases {:?}, 2D {}², 3D {:?}{}; pretraining {} epochs (batch {}), fine-tuning {} epochs; {:.0} s on {}",
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let dev = unimiss_ssl::trainer::parse_device(&args.device)?;
+    let per_seed = if args.floors_only { 2 } else { 4 + args.tasks.len() * 4 };
+    let st = Stages { total: per_seed * args.seeds.len(), done: 0, t0: Instant::now() };
+    let mut b = Bench { args: &args, dev, st, rows: Vec::new(), curves: Vec::new() };
+    for &seed in &args.seeds {
+        b.seed(seed)?;
+    }
+    let secs = b.st.t0.elapsed().as_secs_f64();
+    let header = format!(
+        "bench transfer: seeds {:?}, {} phantom cases {:?}, 2D {}², 3D {:?}; pretraining {} epochs (small-batch recipe{}), fine-tuning {} epochs; {secs:.0} s on {}",
         args.seeds,
         args.cases,
         args.phantom_dims,
         args.size_2d,
         args.size_3d,
-        if args.size_2d < 96 || args.size_3d[1] < 96 { " (below the paper-like 96² / 16×96×96)" } else { "" },
         args.pretrain_epochs,
-        args.batch_size,
+        if args.pretrain_set.is_empty() { String::new() } else { format!(" with {}", args.pretrain_set.join(" ")) },
         args.finetune_epochs,
-        secs,
         args.device
     );
-    println!("{:<16} {:>6} {:<8} {:>24} {:>24} {:>16} {:>9}", "task", "labels", "metric", "pretrained (per seed)", "random (per seed)", "diff mean±sd", "gain>2sd");
-    let f = |v: &[Option<f64>]| v.iter().map(|x| x.map_or("n/a".into(), |x| format!("{x:.3}"))).collect::<Vec<_>>().join(" ");
-    for r in rows {
-        let pairs: Vec<(f64, f64)> = r.pretrained.iter().zip(&r.random).filter_map(|(p, q)| Some(((*p)?, (*q)?))).collect();
-        let diffs: Vec<f64> = pairs.iter().map(|(p, q)| p - q).collect();
-        let (pm, ps) = mean_sd(&pairs.iter().map(|p| p.0).collect::<Vec<_>>());
-        let (rm, rs) = mean_sd(&pairs.iter().map(|p| p.1).collect::<Vec<_>>());
-        let (dm, ds) = mean_sd(&diffs);
-        let verdict = if pairs.len() < 2 { "n/a" } else if dm > 2.0 * rs && diffs.iter().all(|d| *d > 0.0) { "yes" } else { "no" };
-        println!(
-            "{:<16} {:>6} {:<8} {:>24} {:>24} {:>+7.3}±{:<8.3} {:>9}",
-            r.task,
-            format!("{:.0}%", r.labels * 100.0),
-            r.metric,
-            format!("{} ({pm:.3}±{ps:.3})", f(&r.pretrained)),
-            format!("{} ({rm:.3}±{rs:.3})", f(&r.random)),
-            dm,
-            ds,
-            verdict
-        );
+    report::print(&header, &b.rows);
+    if let Some(j) = &args.json {
+        let v = json!({
+            "seeds": args.seeds, "results": b.rows.iter().map(Row::json).collect::<Vec<_>>(), "cases": args.cases,
+            "pretrain_epochs": args.pretrain_epochs, "pretrain_set": args.pretrain_set, "finetune_epochs": args.finetune_epochs,
+            "size_2d": args.size_2d, "size_3d": args.size_3d, "phantom_dims": args.phantom_dims, "spacing": args.spacing,
+            "device": args.device, "seconds": secs, "knn_curves": b.curves,
+        });
+        std::fs::write(j, serde_json::to_string_pretty(&v)?).with_context(|| format!("writing {}", j.display()))?;
     }
+    Ok(())
 }

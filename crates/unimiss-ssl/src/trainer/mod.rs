@@ -16,7 +16,7 @@ use crate::error::{Result, SslError, io_err};
 use crate::log::{EpochRecord, JsonlLog, StepRecord};
 use crate::monitor::{CollapseWatch, EvalSet};
 use crate::engine::{Engine, StepSettings};
-use crate::loss::{DinoLoss, DinoLossConfig};
+use crate::loss::DinoLoss;
 use crate::schedule::{Indexing, ScheduleParams, Schedules, scaled_lr};
 use crate::Modality;
 
@@ -212,7 +212,7 @@ impl Trainer {
                 let (steps, _) = read_log(&self.run_dir.join("log.jsonl"))?;
                 steps.iter().filter(|s| s.epoch == epoch).for_each(|s| {
                     stats.add(s);
-                    watch.observe(s.teacher_entropy);
+                    watch.observe(s);
                 });
             }
             let iter = self.loader(modality).epoch(epoch, self.pos.batch);
@@ -226,7 +226,7 @@ impl Trainer {
                 self.check_divergence()?;
                 bar.step(modality, &format!("epoch {} {} loss {:.4}", epoch + 1, modality.name(), rec.loss));
                 stats.add(&rec);
-                watch.observe(rec.teacher_entropy);
+                watch.observe(&rec);
                 if let Some(l) = log.as_mut() {
                     l.write(&rec)?;
                 }
@@ -310,7 +310,7 @@ impl Trainer {
             wd: sched.wd,
             momentum: sched.momentum,
             clip: self.cfg.optim.clip_grad,
-            cancel_last_layer: epoch < self.cfg.optim.freeze_last_layer,
+            cancel_last_layer: epoch < self.cfg.optim.freeze_last_layer || self.pos.step < self.cfg.optim.freeze_last_layer_steps,
             set_to_none: self.cfg.fixes.frozen_3d_untouched,
         };
         let out = self.engine.step(modality, views, epoch, &settings, self.collective.as_deref(), self.pos.step + 1)?;
@@ -334,6 +334,8 @@ impl Trainer {
             samples_per_s: (batch * world) as f64 / secs.max(1e-9),
             teacher_entropy: out.teacher_entropy,
             teacher_mean_entropy: out.teacher_mean_entropy,
+            teacher_info: out.teacher_mean_entropy - out.teacher_entropy,
+            feature_cosine: out.feature_cosine,
             rss_mb: crate::log::rss_mb(),
         })
     }

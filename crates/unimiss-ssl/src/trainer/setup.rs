@@ -13,14 +13,7 @@ impl Trainer {
 
         let mcfg = mit_config(&cfg)?;
         let hcfg = HeadConfig::new(mcfg.out_dim(), cfg.model.out_dim);
-        let lcfg = DinoLossConfig {
-            out_dim: cfg.model.out_dim,
-            student_temp: cfg.loss.student_temp,
-            warmup_teacher_temp: cfg.loss.warmup_teacher_temp,
-            teacher_temp: cfg.loss.teacher_temp,
-            warmup_teacher_temp_epochs: cfg.loss.warmup_teacher_temp_epochs,
-            center_momentum: cfg.loss.center_momentum,
-        };
+        let lcfg = cfg.loss.dino(cfg.model.out_dim);
         let mut engine = Engine::new(&mcfg, &hcfg, cfg.fixes.drop_path, lcfg, cfg.optim.epochs, cfg.seed, &dev)?;
         if !cfg.init.is_empty() {
             engine.init_student_from(Path::new(&cfg.init))?;
@@ -50,19 +43,20 @@ impl Trainer {
             // Every rank gets the same number of samples (the remainder is left out, as
             // drop_last), so every rank runs the same number of steps: a rank with one batch more
             // would wait in an all-reduce the others never join.
+            let batch_size = cfg.optim.batch_size_of(m);
             let per_rank = all.len() / world;
-            if per_rank < cfg.optim.batch_size {
+            if per_rank < batch_size {
                 return Err(SslError::Config(format!(
                     "{}: {} {m} samples over {world} ranks is fewer than one batch of {} per rank",
                     cfg.data.manifest.display(),
                     all.len(),
-                    cfg.optim.batch_size
+                    batch_size
                 )));
             }
             let shard: Vec<_> =
                 all.into_iter().enumerate().filter(|(j, _)| j % world == rank).map(|(_, s)| s).take(per_rank).collect();
             let lc = LoaderConfig {
-                batch_size: cfg.optim.batch_size,
+                batch_size,
                 seed: cfg.seed,
                 threads: cfg.data.threads.max(1),
                 prefetch: cfg.data.prefetch.max(1),
@@ -83,6 +77,7 @@ impl Trainer {
             weight_decay: cfg.optim.weight_decay,
             weight_decay_end: cfg.optim.weight_decay_end,
             momentum_teacher: cfg.optim.momentum_teacher,
+            momentum_teacher_end: cfg.optim.momentum_teacher_end,
         };
         let indexing = if cfg.fixes.per_batch_schedule {
             Indexing::PerBatch { batches_2d: l2.batches_per_epoch(), batches_3d: l3.batches_per_epoch() }

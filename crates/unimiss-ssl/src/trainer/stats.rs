@@ -15,6 +15,9 @@ pub(super) struct EpochStats {
     terms: BTreeMap<String, f64>,
     entropy: f64,
     mean_entropy: f64,
+    info: f64,
+    cosine: f64,
+    cosine_steps: usize,
 }
 
 impl EpochStats {
@@ -26,6 +29,11 @@ impl EpochStats {
         }
         self.entropy += r.teacher_entropy;
         self.mean_entropy += r.teacher_mean_entropy;
+        self.info += r.teacher_info;
+        if let Some(c) = r.feature_cosine {
+            self.cosine += c;
+            self.cosine_steps += 1;
+        }
     }
 
     pub(super) fn finish(self, epoch: usize, step: u64, m: Modality, seconds: f64, loss: &DinoLoss, skipped: Vec<String>) -> Result<EpochRecord> {
@@ -41,6 +49,8 @@ impl EpochStats {
             terms_mean: self.terms.into_iter().map(|(k, v)| (k, v / n)).collect(),
             teacher_entropy: self.entropy / n,
             teacher_mean_entropy: self.mean_entropy / n,
+            teacher_info: self.info / n,
+            feature_cosine: (self.cosine_steps > 0).then(|| self.cosine / self.cosine_steps as f64),
             center_norm,
             seconds,
             skipped,

@@ -1,5 +1,6 @@
 //! Integration tests of unimiss-ssl (one binary).
 
+mod anticollapse;
 mod common;
 mod guard;
 mod monitor;

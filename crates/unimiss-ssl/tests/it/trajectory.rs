@@ -119,6 +119,7 @@ fn trajectory() -> TestResult {
         teacher_temp: f(l, "teacher_temp")?,
         warmup_teacher_temp_epochs: f(l, "warmup_teacher_temp_epochs")? as usize,
         center_momentum: f(l, "center_momentum")?,
+        ..DinoLossConfig::default()
     };
     let clip = f(&meta["optimizer"], "clip")?;
     let mut engine = Engine::new(&mcfg, &hcfg, false, lcfg, f(l, "nepochs")? as usize, 0, &dev)?;

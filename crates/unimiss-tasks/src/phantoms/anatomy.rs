@@ -15,6 +15,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
+use super::findings::Findings;
+
 /// Organ names, in label order (label = index + 1; 0 is background).
 pub const ORGANS: [&str; 3] = ["liver", "spleen", "kidney"];
 
@@ -36,6 +38,8 @@ pub struct CtCase {
     pub lesion: bool,
     /// The liver fills more than [`LIVER_LARGE_FRACTION`] of the grid.
     pub liver_large: bool,
+    /// The finding's class (index into [`super::findings::FINDINGS`]).
+    pub finding: usize,
 }
 
 impl CtCase {
@@ -47,10 +51,10 @@ impl CtCase {
 
 /// A smooth random blob: an ellipsoid whose radius is modulated by low-order harmonics of the
 /// direction, so shapes differ from case to case but stay smooth.
-struct Blob {
-    centre: [f64; 3],
-    axes: [f64; 3],
-    waves: Vec<([f64; 3], f64, f64)>,
+pub struct Blob {
+    pub(crate) centre: [f64; 3],
+    pub(crate) axes: [f64; 3],
+    pub(crate) waves: Vec<([f64; 3], f64, f64)>,
 }
 
 impl Blob {
@@ -66,7 +70,7 @@ impl Blob {
         Self { centre: c, axes: ax, waves }
     }
 
-    fn contains(&self, p: [f64; 3]) -> bool {
+    pub(crate) fn contains(&self, p: [f64; 3]) -> bool {
         let u: [f64; 3] = std::array::from_fn(|a| (p[a] - self.centre[a]) / self.axes[a]);
         let r2 = u[0] * u[0] + u[1] * u[1] + u[2] * u[2];
         if r2 > 1.6 {
@@ -108,8 +112,9 @@ impl Texture {
     }
 }
 
-/// Generates one case on a `dims` grid with voxel size `spacing` (mm).
-pub fn ct_case(rng: &mut ChaCha8Rng, dims: [usize; 3], spacing: [f64; 3]) -> CtCase {
+/// Generates one case on a `dims` grid with voxel size `spacing` (mm), its anatomy placed by
+/// `findings.pose` and its finding added.
+pub fn ct_case(rng: &mut ChaCha8Rng, dims: [usize; 3], spacing: [f64; 3], findings: &Findings) -> CtCase {
     let [d, h, w] = dims;
     let n = d * h * w;
     // normalised coordinates: z, y, x in [-1, 1]
@@ -149,7 +154,7 @@ pub fn ct_case(rng: &mut ChaCha8Rng, dims: [usize; 3], spacing: [f64; 3]) -> CtC
     for z in 0..d {
         for y in 0..h {
             for x in 0..w {
-                let p = coord(z, y, x);
+                let p = findings.pose.to_anatomy(coord(z, y, x));
                 let i = (z * h + y) * w + x;
                 let e = (p[1] / body_a[0]).powi(2) + (p[2] / body_a[1]).powi(2);
                 if e > 1.0 {
@@ -177,6 +182,7 @@ pub fn ct_case(rng: &mut ChaCha8Rng, dims: [usize; 3], spacing: [f64; 3]) -> CtC
                     v += contrast;
                     lesion_mask[i] = true;
                 }
+                v += findings.contrast_at(p);
                 hu[i] = v as f32;
             }
         }
@@ -189,7 +195,7 @@ pub fn ct_case(rng: &mut ChaCha8Rng, dims: [usize; 3], spacing: [f64; 3]) -> CtC
         *v += (noise * z) as f32;
     }
     let has_lesion = lesion_mask.iter().any(|&m| m);
-    let mut case = CtCase { dims, spacing, hu, labels, lesion_mask, lesion: has_lesion, liver_large: false };
+    let mut case = CtCase { dims, spacing, hu, labels, lesion_mask, lesion: has_lesion, liver_large: false, finding: findings.class };
     case.liver_large = case.liver_fraction() > LIVER_LARGE_FRACTION;
     case
 }

@@ -14,18 +14,22 @@
 //! - `xray/case_k.png`: a radiograph-like projection (`size_2d`²),
 //!   `xray/case_k_{liver,spleen,kidney}.png` the projected organ masks (0/255, overlapping) and
 //!   `xray/lesion/case_k.png` the projected lesion;
-//! - two labels: `lesion` (0/1) and `liver_large` (0/1, the liver fills more than
-//!   [`anatomy::LIVER_LARGE_FRACTION`] of the grid), both read off the masks.
+//! - three labels: `finding` (none / mass / nodules, see [`findings`]: visible in both
+//!   modalities, anywhere in a body whose pose varies: the label with headroom between pixels
+//!   and a good representation), `lesion` (0/1: a small liver lesion, hardly visible in the
+//!   projections) and `liver_large` (0/1, the liver fills more than
+//!   [`anatomy::LIVER_LARGE_FRACTION`] of the grid), the last two read off the masks.
 //!
 //! Manifests (see [`crate::labelled`]): `{cls3d,seg3d,cls2d,seg2d}_{train,val,test}.tsv` (the
-//! classification label is `lesion`), `{task}_train_10pct.tsv` (the first 10 % of the training
+//! classification label is `finding`), `{task}_train_10pct.tsv` (the first 10 % of the training
 //! split, at least 2 cases: the few-label setting), `pretrain.tsv` (the data crate's format, no
 //! labels: the training split's volumes and projections for self-supervised pretraining), and
-//! `eval_lesion.tsv` / `eval_liver.tsv` (the data crate's format with a label column, both
+//! `eval_finding.tsv`, `eval_lesion.tsv` and `eval_liver.tsv` (the data crate's format with a label column, both
 //! modalities of the val and test cases: the kNN monitor's held-out set). The split is the first
 //! 60 % train, then val and test (at least one case each).
 
 pub mod anatomy;
+pub mod findings;
 pub mod projection;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +42,7 @@ use unimiss_data::{Manifest, Modality, Sample};
 use crate::error::{Result, TaskError};
 use crate::labelled::{LabelledManifest, LabelledSample};
 pub use anatomy::{CtCase, LIVER_LARGE_FRACTION, ORGANS, ct_case};
+pub use findings::{FINDINGS, Findings, Pose};
 pub use projection::{XrayCase, project};
 
 /// What to generate.
@@ -69,6 +74,8 @@ pub struct PhantomSummary {
     pub lesions: usize,
     /// Cases labelled `liver_large`.
     pub large_livers: usize,
+    /// Cases per finding class ([`FINDINGS`] order).
+    pub findings: [usize; 3],
 }
 
 /// Train/val/test sizes for `count` cases (≥ 3).
@@ -86,7 +93,8 @@ pub fn phantom_case(cfg: &PhantomConfig, k: usize) -> (CtCase, XrayCase) {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k as u64);
     let (f_d, f_hw) = (rng.random_range(0.8..1.25), rng.random_range(0.8..1.25));
     let spacing = [cfg.spacing[0] * f_d, cfg.spacing[1] * f_hw, cfg.spacing[2] * f_hw];
-    let ct = ct_case(&mut rng, cfg.dims, spacing);
+    let findings = Findings::draw(cfg.seed, k, cfg.dims, spacing);
+    let ct = ct_case(&mut rng, cfg.dims, spacing, &findings);
     let xr = project(&ct, cfg.size_2d, &mut rng);
     (ct, xr)
 }
@@ -150,6 +158,7 @@ struct Row {
     spacing_xyz: [f64; 3],
     lesion: bool,
     liver_large: bool,
+    finding: usize,
 }
 
 fn write_case(out: &Path, cfg: &PhantomConfig, k: usize) -> Result<Row> {
@@ -171,7 +180,7 @@ fn write_case(out: &Path, cfg: &PhantomConfig, k: usize) -> Result<Row> {
         masks.push(p);
     }
     write_png(&out.join(format!("xray/lesion/case_{k:03}.png")), &xr.lesion_mask, [xr.size, xr.size])?;
-    Ok(Row { ct: img, seg, xray: png, masks, spacing_xyz: [sh, sw, sd], lesion: ct.lesion, liver_large: ct.liver_large })
+    Ok(Row { ct: img, seg, xray: png, masks, spacing_xyz: [sh, sw, sd], lesion: ct.lesion, liver_large: ct.liver_large, finding: ct.finding })
 }
 
 fn write_text(p: &Path, text: String) -> Result<()> {
@@ -195,18 +204,18 @@ pub fn generate(out: &Path, cfg: &PhantomConfig, progress: &mut dyn FnMut(usize,
     }
     let n_few = (n_train / 10).max(2).min(n_train);
     let splits = [("train", 0..n_train), ("train_10pct", 0..n_few), ("val", n_train..n_train + n_val), ("test", n_train + n_val..cfg.count)];
-    let lesion_classes = vec!["no_lesion".to_string(), "lesion".to_string()];
+    let finding_classes: Vec<String> = FINDINGS.iter().map(|s| s.to_string()).collect();
     let mut seg_classes = vec!["background".to_string()];
     seg_classes.extend(ORGANS.iter().map(|s| s.to_string()));
     let organ_names: Vec<String> = ORGANS.iter().map(|s| s.to_string()).collect();
     let sample = |p: &Path, m: Modality, label: Option<String>, sp: Option<[f64; 3]>| Sample { path: p.to_path_buf(), modality: m, label, spacing: sp };
     for (split, range) in splits {
         let pick = |f: &dyn Fn(&Row) -> LabelledSample| -> Vec<LabelledSample> { rows[range.clone()].iter().map(f).collect() };
-        let lesion = |r: &Row| Some((r.lesion as u8).to_string());
+        let finding = |r: &Row| Some(r.finding.to_string());
         let manifests = [
-            ("cls3d", lesion_classes.clone(), pick(&|r| LabelledSample { sample: sample(&r.ct, Modality::Volume3d, lesion(r), Some(r.spacing_xyz)), masks: vec![] })),
+            ("cls3d", finding_classes.clone(), pick(&|r| LabelledSample { sample: sample(&r.ct, Modality::Volume3d, finding(r), Some(r.spacing_xyz)), masks: vec![] })),
             ("seg3d", seg_classes.clone(), pick(&|r| LabelledSample { sample: sample(&r.ct, Modality::Volume3d, None, Some(r.spacing_xyz)), masks: vec![r.seg.clone()] })),
-            ("cls2d", lesion_classes.clone(), pick(&|r| LabelledSample { sample: sample(&r.xray, Modality::Image2d, lesion(r), None), masks: vec![] })),
+            ("cls2d", finding_classes.clone(), pick(&|r| LabelledSample { sample: sample(&r.xray, Modality::Image2d, finding(r), None), masks: vec![] })),
             ("seg2d", organ_names.clone(), pick(&|r| LabelledSample { sample: sample(&r.xray, Modality::Image2d, None, None), masks: r.masks.clone() })),
         ];
         for (task, classes, samples) in manifests {
@@ -222,10 +231,13 @@ pub fn generate(out: &Path, cfg: &PhantomConfig, progress: &mut dyn FnMut(usize,
     }
     write_text(&out.join("pretrain.tsv"), pre.to_tsv())?;
     // the kNN monitor's held-out sets: val + test, both modalities, one label each
-    for (name, label) in [("lesion", (|r: &Row| r.lesion) as fn(&Row) -> bool), ("liver", |r: &Row| r.liver_large)] {
+    type Label = fn(&Row) -> usize;
+    let labels: [(&str, Label); 3] =
+        [("finding", |r| r.finding), ("lesion", |r| usize::from(r.lesion)), ("liver", |r| usize::from(r.liver_large))];
+    for (name, label) in labels {
         let mut m = Manifest::default();
         for r in &rows[n_train..] {
-            let l = Some((label(r) as u8).to_string());
+            let l = Some(label(r).to_string());
             m.samples.push(sample(&rel(&r.ct, out), Modality::Volume3d, l.clone(), Some(r.spacing_xyz)));
             m.samples.push(sample(&rel(&r.xray, out), Modality::Image2d, l, None));
         }
@@ -233,7 +245,8 @@ pub fn generate(out: &Path, cfg: &PhantomConfig, progress: &mut dyn FnMut(usize,
     }
     let lesions = rows.iter().filter(|r| r.lesion).count();
     let large_livers = rows.iter().filter(|r| r.liver_large).count();
-    Ok(PhantomSummary { train: n_train, val: n_val, test: n_test, lesions, large_livers })
+    let findings = std::array::from_fn(|c| rows.iter().filter(|r| r.finding == c).count());
+    Ok(PhantomSummary { train: n_train, val: n_val, test: n_test, lesions, large_livers, findings })
 }
 
 fn rel(p: &Path, base: &Path) -> PathBuf {

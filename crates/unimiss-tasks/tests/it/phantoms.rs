@@ -55,19 +55,19 @@ fn phantoms_are_deterministic_and_labelled() -> Result<(), TaskError> {
     let pre = unimiss_data::Manifest::read(dir.path().join("pretrain.tsv")).map_err(|e| TaskError::Invalid(e.to_string()))?;
     assert_eq!(pre.samples.len(), 6);
     assert!(pre.samples.iter().all(|s| s.path.exists() && s.label.is_none()));
-    for name in ["eval_lesion.tsv", "eval_liver.tsv"] {
+    for (name, labels) in [("eval_finding.tsv", &["0", "1", "2"][..]), ("eval_lesion.tsv", &["0", "1"]), ("eval_liver.tsv", &["0", "1"])] {
         let e = unimiss_data::Manifest::read(dir.path().join(name)).map_err(|e| TaskError::Invalid(e.to_string()))?;
         // val + test cases, both modalities, labelled
         assert_eq!(e.samples.len(), 4, "{name}");
-        assert!(e.samples.iter().all(|s| s.path.exists() && matches!(s.label.as_deref(), Some("0" | "1"))), "{name}");
+        assert!(e.samples.iter().all(|s| s.path.exists() && s.label.as_deref().is_some_and(|l| labels.contains(&l))), "{name}");
     }
     Ok(())
 }
 
-/// The labels written in the manifests agree with the masks written next to them: `lesion` = 1
-/// exactly when the 3D lesion mask (and its projection) is non-empty, and then the lesion lies
-/// inside the liver; `liver_large` = 1 exactly when the liver label fills more than
-/// `LIVER_LARGE_FRACTION` of the grid.
+/// The labels written in the manifests agree with the generator and the masks written next to
+/// them: the classification manifests carry the case's `finding`; `lesion` = 1 exactly when the
+/// 3D lesion mask (and its projection) is non-empty, and then the lesion lies inside the liver;
+/// `liver_large` = 1 exactly when the liver label fills more than `LIVER_LARGE_FRACTION` of the grid.
 #[test]
 fn labels_agree_with_the_masks() -> Result<(), TaskError> {
     let dir = tempfile::tempdir()?;
@@ -78,14 +78,20 @@ fn labels_agree_with_the_masks() -> Result<(), TaskError> {
     for split in ["train", "val", "test"] {
         let m = LabelledManifest::read(dir.path().join(format!("cls3d_{split}.tsv")))?;
         for i in 0..m.samples.len() {
-            cases.push((m.samples[i].sample.path.clone(), m.class_index(i, 2, dir.path())?));
+            let k = cases.len();
+            assert_eq!(m.class_index(i, 3, dir.path())?, phantom_case(&cfg, k).0.finding, "case {k}: finding label");
+            cases.push((m.samples[i].sample.path.clone(), usize::from(phantom_case(&cfg, k).0.lesion)));
         }
     }
-    assert_eq!(cls.classes, vec!["no_lesion", "lesion"]);
+    assert_eq!(cls.classes, vec!["none", "mass", "nodules"]);
     assert_eq!(cases.len(), 12);
     let liver = unimiss_data::Manifest::read(dir.path().join("eval_liver.tsv")).map_err(|e| TaskError::Invalid(e.to_string()))?;
+    let lesion_eval = unimiss_data::Manifest::read(dir.path().join("eval_lesion.tsv")).map_err(|e| TaskError::Invalid(e.to_string()))?;
     let mut seen = [0usize; 2];
     for (path, lesion) in &cases {
+        if let Some(e) = lesion_eval.samples.iter().find(|s| dir.path().join(&s.path) == *path || s.path == *path) {
+            assert_eq!(e.label.as_deref(), Some(lesion.to_string().as_str()), "{}: eval_lesion label", path.display());
+        }
         let name = path.file_name().map(|n| n.to_string_lossy().replace(".nii.gz", "")).unwrap_or_default();
         let les = read_vol(&dir.path().join(format!("ct/lesion/{name}.nii.gz")))?;
         let seg = read_vol(&dir.path().join(format!("ct/{name}_seg.nii.gz")))?;
@@ -114,6 +120,33 @@ fn labels_are_balanced_over_many_cases() {
     let large = cases.iter().filter(|c| c.liver_large).count();
     assert!((18..=42).contains(&lesions), "{lesions} of 60 cases have a lesion");
     assert!((18..=42).contains(&large), "{large} of 60 cases have a large liver");
+    let per_finding: Vec<usize> = (0..3).map(|c| cases.iter().filter(|x| x.finding == c).count()).collect();
+    assert!(per_finding.iter().all(|n| (10..=30).contains(n)), "findings per class over 60 cases: {per_finding:?}");
+}
+
+/// A finding is dense tissue where its blobs are: the mean HU inside them exceeds the case
+/// without the finding by about the drawn contrast; `none` adds nothing; the mass is one blob,
+/// the nodules five of about the same total volume; poses differ between cases.
+#[test]
+fn findings_are_visible_dense_tissue_and_poses_vary() {
+    use unimiss_tasks::phantoms::{Findings, Pose};
+    let (dims, spacing) = ([24, 64, 64], [2.5, 1.2, 1.2]);
+    let mut blobs = [0usize; 3];
+    let mut angles = Vec::new();
+    for k in 0..30 {
+        let f = Findings::draw(5, k, dims, spacing);
+        blobs[f.class] = f.blobs.len();
+        angles.push(f.pose.angle);
+        assert!(f.pose.scale > 0.8 && f.pose.scale < 1.2 && f.pose.angle.abs() <= 6f64.to_radians());
+        assert!(f.blobs.iter().all(|(_, c)| (500.0..800.0).contains(c)));
+        assert_eq!(f.contrast_at([5.0, 5.0, 5.0]), 0.0, "nothing outside the grid");
+    }
+    assert_eq!(blobs, [0, 1, 5], "blobs per class (none, mass, nodules)");
+    assert!(angles.iter().any(|a| *a > 0.03) && angles.iter().any(|a| *a < -0.03), "{angles:?}");
+    // the identity pose maps every point to itself; a rotation by 90° maps (y, x) = (1, 0) to (0, −1)
+    assert_eq!(Pose::IDENTITY.to_anatomy([0.1, 0.2, 0.3]), [0.1, 0.2, 0.3]);
+    let q = Pose { angle: std::f64::consts::FRAC_PI_2, shift: [0.0; 3], scale: 1.0 }.to_anatomy([0.0, 1.0, 0.0]);
+    assert!(q[1].abs() < 1e-12 && (q[2] + 1.0).abs() < 1e-12, "{q:?}");
 }
 
 #[test]
