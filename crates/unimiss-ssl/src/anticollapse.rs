@@ -6,9 +6,11 @@
 //!   Kozachenko–Leonenko entropy estimate: pushes each feature away from its nearest neighbour);
 //!
 //! The signals that tell collapse before the loss does are logged per step
-//! (`crate::step`): the input information `I = H(batch mean) − mean H` of the teacher's output
-//! (→ 0: it no longer depends on the input) and the teacher features' mean cosine
-//! ([`crate::knn::mean_cosine`]; → 1: every input gives the same feature).
+//! (`crate::step`): the input information `I = H(batch mean) − mean H` of the teacher's
+//! targets (→ 0: they no longer depend on the input; under Sinkhorn-Knopp the batch mean is
+//! uniform by construction, so I = ln K − H measures how sharply the targets tell inputs apart)
+//! and the teacher features' mean cosine ([`crate::knn::mean_cosine`]; → 1: every input gives
+//! the same feature).
 
 use candle::{D, DType, Tensor};
 
@@ -111,8 +113,10 @@ mod tests {
         Ok(())
     }
 
-    /// Identical inputs: the official centring gives each the same target, Sinkhorn-Knopp
-    /// still spreads the batch over the prototypes (what keeps it from collapsing).
+    /// Identical rows peaked on prototype 0: Sinkhorn-Knopp still gives every prototype an equal
+    /// share of the batch, so no prototype can take every sample (the shared-peak collapse the
+    /// official centring allows); the rows themselves come out uniform, which the logged
+    /// entropy then reports as a uniform collapse.
     #[test]
     fn sinkhorn_knopp_spreads_identical_rows() -> candle::Result<()> {
         let t = Tensor::new(&[[1f32, 0.0, 0.0, 0.0]; 4], &Device::Cpu)?;

@@ -99,13 +99,6 @@ impl DinoLoss {
         if self.cfg.centering == Centering::SinkhornKnopp {
             return sinkhorn_knopp(teacher, self.teacher_temp(epoch), self.cfg.sinkhorn_iterations);
         }
-        self.centred_probs(teacher, epoch)
-    }
-
-    /// `softmax((t − c)/τ_t)` (2B, K), detached, whatever the centring: the distribution the
-    /// collapse indicators describe (under Sinkhorn-Knopp the targets' batch mean is uniform by
-    /// construction and would say nothing).
-    pub fn centred_probs(&self, teacher: &Tensor, epoch: usize) -> candle::Result<Tensor> {
         let t = teacher.detach().broadcast_sub(&self.center)?;
         let t = (t / self.teacher_temp(epoch))?;
         candle_nn::ops::softmax(&t, D::Minus1)

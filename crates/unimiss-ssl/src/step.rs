@@ -65,7 +65,7 @@ fn view0_cosine(t_feats: &Tensor) -> candle::Result<Option<f64>> {
 }
 
 fn entropies(loss: &DinoLoss, teacher: &Tensor, epoch: usize) -> candle::Result<(f64, f64)> {
-    let p = loss.centred_probs(teacher, epoch)?;
+    let p = loss.teacher_probs(teacher, epoch)?;
     let h = |p: &Tensor| -> candle::Result<Tensor> { (p * (p + 1e-30)?.log()?)?.sum(D::Minus1)?.neg() };
     let row = h(&p)?.mean_all()?.to_scalar::<f32>()?;
     let mean = h(&p.mean_keepdim(0)?)?.mean_all()?.to_scalar::<f32>()?;

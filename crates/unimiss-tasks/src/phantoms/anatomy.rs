@@ -163,7 +163,7 @@ pub fn ct_case(rng: &mut ChaCha8Rng, dims: [usize; 3], spacing: [f64; 3], findin
                 // subcutaneous fat rim, soft tissue inside
                 let mut v = if e > fat_rim { -100.0 } else { 35.0 + soft.at(p) };
                 if lung_l.contains(p) || lung_r.contains(p) {
-                    v = -850.0 + 3.0 * soft.at(p);
+                    v = -850.0 + 3.0 * soft.at(p) + findings.lung_density;
                 }
                 if ((p[1] - vert[0]) / vert[2]).powi(2) + ((p[2] - vert[1]) / (vert[2] * 0.85)).powi(2) < 1.0 {
                     v = 450.0;

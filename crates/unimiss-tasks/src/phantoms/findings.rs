@@ -4,9 +4,14 @@
 //! while meaning nothing, and a three-class **finding** that is visible at the benchmark's
 //! resolution in both modalities but sits anywhere in the body:
 //! - `none`;
-//! - `mass`: one dense mass (radius 11–14 mm, +500…+800 HU: calcified, denser than any liver lesion);
-//! - `nodules`: five dense nodules (radius 6–8 mm each, the same contrast), about the mass's
-//!   total volume, so the amount of dense tissue does not give the class away: its shape does.
+//! - `nodules`: 12–16 small dense nodules (radius 3–5 mm, +500…+800 HU: calcified, denser
+//!   than any liver lesion) scattered through the body;
+//! - `ground_glass`: both lungs denser by 250–400 HU (a diffuse haze over the lung fields).
+//!
+//! Both findings are spread over the image, so that two random crops of one case (the views
+//! self-distillation compares) both show it: a single mass at a random place is in one crop
+//! and not the other, and measured that way (one mass vs five nodules, an earlier version) the
+//! pretrained kNN stayed at chance.
 //!
 //! Both are drawn from their own generator (seeded by the case's seed and index), so the
 //! anatomy's own draws are those of a case without them.
@@ -17,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use super::anatomy::Blob;
 
 /// The finding classes, in label order.
-pub const FINDINGS: [&str; 3] = ["none", "mass", "nodules"];
+pub const FINDINGS: [&str; 3] = ["none", "nodules", "ground_glass"];
 
 /// An in-plane rotation, a shift and a scale of the anatomy; coordinates are the normalised
 /// (z, y, x) in [−1, 1] of the grid.
@@ -47,6 +52,8 @@ pub struct Findings {
     pub class: usize,
     /// Dense blobs in anatomy coordinates with their contrast (HU added).
     pub blobs: Vec<(Blob, f64)>,
+    /// HU added to the lungs (ground glass; 0 otherwise).
+    pub lung_density: f64,
 }
 
 impl Findings {
@@ -59,22 +66,19 @@ impl Findings {
             scale: rng.random_range(0.85..1.15),
         };
         let class = rng.random_range(0..FINDINGS.len());
-        let (count, radius) = match class {
-            1 => (1, 11.0..14.0),
-            2 => (5, 6.0..8.0),
-            _ => (0, 1.0..2.0),
-        };
+        let count = if class == 1 { rng.random_range(12..=16) } else { 0 };
+        let lung_density = if class == 2 { rng.random_range(250.0..400.0) } else { 0.0 };
         let blobs = (0..count)
             .map(|_| {
-                let r_mm: f64 = rng.random_range(radius.clone());
+                let r_mm: f64 = rng.random_range(3.0..5.0);
                 let axes = std::array::from_fn(|a| (r_mm / (spacing[a] * dims[a] as f64 / 2.0)).max(2.2 / dims[a] as f64));
-                // anywhere well inside the body (a disc of radius 0.55 in-plane, |z| ≤ 0.6)
-                let (rho, phi): (f64, f64) = (0.55 * rng.random_range(0f64..1.0).sqrt(), rng.random_range(0.0..std::f64::consts::TAU));
-                let centre = [rng.random_range(-0.6..0.6), rho * phi.sin(), rho * phi.cos()];
+                // anywhere well inside the body (a disc of radius 0.6 in-plane, |z| ≤ 0.7)
+                let (rho, phi): (f64, f64) = (0.6 * rng.random_range(0f64..1.0).sqrt(), rng.random_range(0.0..std::f64::consts::TAU));
+                let centre = [rng.random_range(-0.7..0.7), rho * phi.sin(), rho * phi.cos()];
                 (Blob { centre, axes, waves: vec![] }, rng.random_range(500.0..800.0))
             })
             .collect();
-        Self { pose, class, blobs }
+        Self { pose, class, blobs, lung_density }
     }
 
     /// The HU the finding adds at anatomy point `p` (0 outside its blobs).

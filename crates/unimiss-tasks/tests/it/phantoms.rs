@@ -83,7 +83,7 @@ fn labels_agree_with_the_masks() -> Result<(), TaskError> {
             cases.push((m.samples[i].sample.path.clone(), usize::from(phantom_case(&cfg, k).0.lesion)));
         }
     }
-    assert_eq!(cls.classes, vec!["none", "mass", "nodules"]);
+    assert_eq!(cls.classes, vec!["none", "nodules", "ground_glass"]);
     assert_eq!(cases.len(), 12);
     let liver = unimiss_data::Manifest::read(dir.path().join("eval_liver.tsv")).map_err(|e| TaskError::Invalid(e.to_string()))?;
     let lesion_eval = unimiss_data::Manifest::read(dir.path().join("eval_lesion.tsv")).map_err(|e| TaskError::Invalid(e.to_string()))?;
@@ -124,24 +124,26 @@ fn labels_are_balanced_over_many_cases() {
     assert!(per_finding.iter().all(|n| (10..=30).contains(n)), "findings per class over 60 cases: {per_finding:?}");
 }
 
-/// A finding is dense tissue where its blobs are: the mean HU inside them exceeds the case
-/// without the finding by about the drawn contrast; `none` adds nothing; the mass is one blob,
-/// the nodules five of about the same total volume; poses differ between cases.
+/// A finding is dense tissue: `nodules` are 12–16 dense blobs, `ground_glass` a denser lung,
+/// `none` adds nothing; poses differ between cases.
 #[test]
 fn findings_are_visible_dense_tissue_and_poses_vary() {
     use unimiss_tasks::phantoms::{Findings, Pose};
     let (dims, spacing) = ([24, 64, 64], [2.5, 1.2, 1.2]);
     let mut blobs = [0usize; 3];
+    let mut lungs = [0f64; 3];
     let mut angles = Vec::new();
     for k in 0..30 {
         let f = Findings::draw(5, k, dims, spacing);
         blobs[f.class] = f.blobs.len();
+        lungs[f.class] = f.lung_density;
         angles.push(f.pose.angle);
         assert!(f.pose.scale > 0.8 && f.pose.scale < 1.2 && f.pose.angle.abs() <= 6f64.to_radians());
         assert!(f.blobs.iter().all(|(_, c)| (500.0..800.0).contains(c)));
         assert_eq!(f.contrast_at([5.0, 5.0, 5.0]), 0.0, "nothing outside the grid");
     }
-    assert_eq!(blobs, [0, 1, 5], "blobs per class (none, mass, nodules)");
+    assert!(blobs[0] == 0 && (12..=16).contains(&blobs[1]) && blobs[2] == 0, "blobs per class (none, nodules, ground glass): {blobs:?}");
+    assert!(lungs[0] == 0.0 && lungs[1] == 0.0 && (250.0..400.0).contains(&lungs[2]), "lung density per class: {lungs:?}");
     assert!(angles.iter().any(|a| *a > 0.03) && angles.iter().any(|a| *a < -0.03), "{angles:?}");
     // the identity pose maps every point to itself; a rotation by 90° maps (y, x) = (1, 0) to (0, −1)
     assert_eq!(Pose::IDENTITY.to_anatomy([0.1, 0.2, 0.3]), [0.1, 0.2, 0.3]);
