@@ -33,6 +33,12 @@ impl FinetuneJob {
     /// The job stored in a fine-tuning checkpoint (`path`: its run directory or one checkpoint
     /// directory), set to resume; the run directory is where the checkpoint now is.
     pub fn from_checkpoint(path: &Path) -> Result<Self> {
+        if checkpoint::resolve(path).is_err() && path.join("best.safetensors").is_file() {
+            return Err(TaskError::file(
+                path,
+                "a finished run that kept only best.safetensors (finished_keep = best): no checkpoint to resume or extend",
+            ));
+        }
         let run = checkpoint::run_dir_of(path)?;
         let dir = checkpoint::resolve(path)?;
         let p = dir.join("state.json");

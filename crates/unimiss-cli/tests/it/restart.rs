@@ -123,6 +123,8 @@ fn a_finished_run_keeps_what_it_is_told() -> Res {
     // A run kept as best weights only is still a run: a new run does not take its directory.
     let err = run_err(&strs(&finetune_ci(&ph, "cls2d", &best, 1, 1, &[])))?;
     assert!(err.contains("already holds a run"), "{err}");
+    let err = run_err(&["finetune", "--resume", s(&best), "--epochs", "4"])?;
+    assert!(err.contains("finished_keep = best"), "{err}");
     // Two runs on one figure.
     let cmp = ph.root.join("cmp.png");
     run_ok(&["plot", s(&full), s(&best), "--out", s(&cmp)])?;
