@@ -27,8 +27,6 @@ use serde::{Deserialize, Serialize};
 use unimiss_model::checkpoint::Which;
 use unimiss_model::{MitConfig, Modality, SeededVarMap};
 use unimiss_ssl::checkpoint::{self, Snapshot};
-
-use crate::job::{State, lr_at};
 use unimiss_ssl::log::{JsonlLog, TaskEpochRecord, TaskStepRecord, rss_mb};
 use unimiss_ssl::optim::{AdamW, Clip, Decay, StepOptions};
 
@@ -39,6 +37,7 @@ use crate::ckpt::{TaskMeta, assign, load_weights, save_weights};
 use crate::config::FinetuneConfig;
 use crate::error::{Result, TaskError};
 use crate::infer::{input_of, predict_probs};
+use crate::job::{State, lr_at};
 use crate::labelled::LabelledManifest;
 use crate::losses::cross_entropy;
 use crate::metrics::classification_metrics;

@@ -3,8 +3,8 @@
 //!
 //! - 2D: the image in grey as stored, each label filled in its colour (35 % opacity) with an
 //!   opaque outline (masks may overlap, multi-label).
-//! - 3D: up to four axial slices (the slices holding foreground, evenly spread; the middle slice
-//!   when nothing is predicted) side by side, in one soft-tissue window for the whole volume
+//! - 3D: up to four axial slices (evenly spread among the slices holding at least a tenth of the
+//!   largest predicted area of a slice; the middle slice when nothing is predicted) side by side, in one soft-tissue window for the whole volume
 //!   ([`CT_WINDOW`]), each class in its colour.
 //!
 //! Tiles are scaled up (nearest) to at least 256 px; a title names the file and the window, a
@@ -55,10 +55,13 @@ fn tile(grey: &[u8], h: usize, w: usize, masks: &[(Rgb<u8>, Vec<bool>)], f: u32)
     image::imageops::resize(&small, w as u32 * f, h as u32 * f, image::imageops::FilterType::Nearest)
 }
 
-/// The slices to show: up to four among those holding foreground, evenly spread.
+/// The slices to show: up to four, evenly spread among those holding at least a tenth of the
+/// largest foreground area of a slice (so a few stray voxels do not pick a slice).
 fn slices(pred: &SegMaps) -> Vec<usize> {
     let [d, h, w] = pred.dims;
-    let fg: Vec<usize> = (0..d).filter(|z| pred.labels[z * h * w..(z + 1) * h * w].iter().any(|&l| l > 0)).collect();
+    let area: Vec<usize> = (0..d).map(|z| pred.labels[z * h * w..(z + 1) * h * w].iter().filter(|&&l| l > 0).count()).collect();
+    let most = area.iter().copied().max().unwrap_or(0);
+    let fg: Vec<usize> = (0..d).filter(|&z| most > 0 && area[z] * 10 >= most).collect();
     if fg.is_empty() {
         return vec![d / 2];
     }

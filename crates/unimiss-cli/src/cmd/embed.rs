@@ -4,6 +4,9 @@
 //! Every rank-4 (2D batch `[B,3,H,W]`) or rank-5 (3D batch `[B,1,D,H,W]`) f32 tensor of IN gets
 //! its backbone output (the decoder class token, `[B,48]`) written under the same name, and, when
 //! the weights include a head, the head output under `<name>.head` (head sizes from the weights).
+//! `--image FILE` embeds one PNG/JPEG or NIfTI volume, fitted to a size the model takes
+//! (`--fit pad`, default: height and width padded to an equal multiple of 32, depth resized;
+//! `--fit resize`: resized to the weights' size); the command says which.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
