@@ -48,6 +48,7 @@ pub mod augment;
 pub mod dataset;
 mod error;
 mod files;
+pub mod font;
 pub mod image2d;
 pub mod labelled;
 mod loader;

@@ -217,7 +217,7 @@ pub fn list(run: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Delete all but the newest `keep` checkpoints, never the one `latest` names.
-fn prune(run: &Path, keep: usize) -> Result<()> {
+pub fn prune(run: &Path, keep: usize) -> Result<()> {
     let latest = resolve(run).ok();
     let all = list(run)?;
     for old in all.iter().take(all.len().saturating_sub(keep.max(1))) {

@@ -55,6 +55,16 @@ pub fn load_weights(path: &Path, dev: &Device) -> Result<(HashMap<String, Tensor
     Ok((t, meta))
 }
 
+/// The metadata of a task weight file, checked against the task the user named: wrong weights
+/// stop a command before any work (`weights are for cls2d, not cls3d`).
+pub fn expect_task(path: &Path, task: Task) -> Result<TaskMeta> {
+    let (_, meta) = load_weights(path, &Device::Cpu)?;
+    if meta.task != task {
+        return Err(TaskError::file(path, format!("weights are for {}, not {task}: give --task {} or weights fine-tuned for {task}", meta.task, meta.task)));
+    }
+    Ok(meta)
+}
+
 /// Copies `tensors` into the variables of `vm`; every variable must be present with its shape.
 pub fn assign(vm: &VarMap, tensors: &HashMap<String, Tensor>, origin: &Path) -> Result<()> {
     let data = vm.data().lock().map_err(|_| TaskError::Invalid("variable map lock poisoned".into()))?;

@@ -21,6 +21,17 @@ pub enum Schedule {
     PolyIter,
 }
 
+/// What a finished run keeps of its checkpoints (`best.safetensors` and the log stay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishedKeep {
+    /// The last checkpoint (weights and AdamW moments): the run can be extended with
+    /// `--resume DIR --epochs N`.
+    Checkpoint,
+    /// No checkpoint: only the weights of `best.safetensors`; the run cannot be extended.
+    Best,
+}
+
 /// Everything that shapes a fine-tuning run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -54,6 +65,10 @@ pub struct FinetuneConfig {
     pub tta_2d: bool,
     /// Which pretrained state_dict to read (`student`, as official, or `teacher`).
     pub which: String,
+    /// Newest checkpoints kept while the run goes (at least 1; each is written atomically).
+    pub keep_checkpoints: usize,
+    /// What the run keeps once it has finished ([`FinishedKeep`]).
+    pub finished_keep: FinishedKeep,
 }
 
 impl Default for FinetuneConfig {
@@ -84,6 +99,8 @@ impl FinetuneConfig {
             sw_mirror: true,
             tta_2d: true,
             which: "student".into(),
+            keep_checkpoints: 2,
+            finished_keep: FinishedKeep::Checkpoint,
         };
         match task {
             Task::Cls3d => base,
@@ -137,6 +154,15 @@ impl FinetuneConfig {
             None | Some("official") => Ok(Self::official(task)),
             Some("ci") => Ok(Self::ci(task)),
             Some(path) => {
+                if !std::path::Path::new(path).is_file() {
+                    let hint = match path {
+                        "sample" | "paper" => format!("`{path}` is a pretraining preset (`pretrain --preset {path}`)"),
+                        _ => "--config takes a TOML file".into(),
+                    };
+                    return Err(TaskError::Invalid(format!(
+                        "--config {path}: no such preset or file; the fine-tuning presets are `official` and `ci`; {hint}"
+                    )));
+                }
                 let text = std::fs::read_to_string(path).map_err(|e| TaskError::file(path, e))?;
                 Self::from_toml(task, &text).map_err(|e| TaskError::file(path, e))
             }
@@ -171,6 +197,29 @@ impl FinetuneConfig {
         Ok(cfg)
     }
 
+    /// The names `--set` takes (the fields, sorted).
+    pub fn keys() -> Vec<String> {
+        match toml::Value::try_from(Self::default()) {
+            Ok(toml::Value::Table(t)) => t.keys().cloned().collect(),
+            _ => vec![],
+        }
+    }
+
+    /// Apply `KEY=VALUE` pairs (the `--set` flags); an unknown key is an error that lists the
+    /// valid ones.
+    pub fn apply_overrides(&mut self, pairs: &[String]) -> Result<()> {
+        for kv in pairs {
+            let (k, v) = kv.split_once('=').ok_or_else(|| TaskError::Invalid(format!("--set {kv:?}: expected KEY=VALUE")))?;
+            let keys = Self::keys();
+            if !keys.iter().any(|key| key == k.trim()) {
+                let dotted = if k.contains('.') { " (dotted keys such as optim.lr are pretraining keys, for `pretrain --set`)" } else { "" };
+                return Err(TaskError::Invalid(format!("--set {kv}: unknown key {:?}; fine-tuning keys are {}{dotted}", k.trim(), keys.join(", "))));
+            }
+            unimiss_ssl::config::set_field(self, k.trim(), v.trim())?;
+        }
+        Ok(())
+    }
+
     /// Override one field by name (`--set lr=1e-4`), then validate.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         unimiss_ssl::config::set_field(self, key, value)?;
@@ -184,6 +233,7 @@ impl FinetuneConfig {
         positive("batch_size", self.batch_size)?;
         positive("epochs", self.epochs)?;
         positive("input_2d", self.input_2d)?;
+        positive("keep_checkpoints", self.keep_checkpoints)?;
         if self.input_3d.contains(&0) {
             return Err(TaskError::Invalid(format!("input_3d {:?} must be positive", self.input_3d)));
         }

@@ -5,16 +5,18 @@
 //! segmentation), early stopping, and exact resume from the newest checkpoint.
 //!
 //! The run directory:
-//! - `config.toml`: the configuration used;
+//! - `config.toml`: the configuration used; `job.json`: the job as started (a run stopped before
+//!   its first checkpoint starts again from it, [`FinetuneJob::unfinished`]);
 //! - `checkpoints/ckpt-N/`: weights (`model.<key>`), optimiser moments and `state.json` (the job,
-//!   the configuration, epoch, best metric, history), written atomically after every epoch;
+//!   the configuration, epoch, best metric, history), written atomically after every epoch; the
+//!   newest `keep_checkpoints` are kept, and a finished run keeps what `finished_keep` says;
 //! - `best.safetensors`: weights of the best validation epoch (task weight file, see [`crate::ckpt`]);
 //! - `log.jsonl`: [`TaskStepRecord`] per step, [`TaskEpochRecord`] per epoch;
-//! - `curves.png`: training loss and validation metric per epoch;
+//! - `curves.png`: training loss and validation metric per epoch, redrawn after every epoch;
 //! - `pretrained.txt`: what the pretrained loading did (loaded, zoomed, new, unused keys).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -35,40 +37,13 @@ use crate::ckpt::{TaskMeta, assign, load_weights, save_weights};
 use crate::config::FinetuneConfig;
 use crate::error::{Result, TaskError};
 use crate::infer::{input_of, predict_probs};
+use crate::job::{State, lr_at};
 use crate::labelled::LabelledManifest;
 use crate::losses::cross_entropy;
 use crate::metrics::classification_metrics;
-use crate::nets::{ClsNet, SegNet, Task, TaskKind, TaskNet, load_pretrained};
+use crate::nets::{ClsNet, SegNet, TaskKind, TaskNet, load_pretrained};
 
-/// Checkpoints kept in a fine-tuning run directory.
-const KEEP: usize = 2;
-
-/// What to fine-tune.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FinetuneJob {
-    pub task: Task,
-    pub train: PathBuf,
-    pub val: PathBuf,
-    pub pretrained: Option<PathBuf>,
-    pub config: FinetuneConfig,
-    /// The run directory.
-    pub output: PathBuf,
-    /// Continue from the newest checkpoint in `output`.
-    pub resume: bool,
-}
-
-impl FinetuneJob {
-    /// The job stored in a fine-tuning checkpoint (`path`: its run directory or one checkpoint
-    /// directory), set to resume; the run directory is where the checkpoint now is.
-    pub fn from_checkpoint(path: &Path) -> Result<Self> {
-        let run = checkpoint::run_dir_of(path)?;
-        let dir = checkpoint::resolve(path)?;
-        let p = dir.join("state.json");
-        let text = std::fs::read_to_string(&p).map_err(|e| TaskError::file(&p, e))?;
-        let st: State = serde_json::from_str(&text).map_err(|e| TaskError::file(&p, format!("not a fine-tuning checkpoint: {e}")))?;
-        Ok(Self { output: run, resume: true, ..st.job })
-    }
-}
+pub use crate::job::FinetuneJob;
 
 /// Outcome of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,19 +52,6 @@ pub struct FinetuneOutcome {
     pub best_epoch: usize,
     pub epochs_run: usize,
     pub stopped_early: bool,
-}
-
-/// `state.json` of a fine-tuning checkpoint (with the runtime's `format` and `params`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct State {
-    job: FinetuneJob,
-    next_epoch: usize,
-    step: u64,
-    /// `None` until a validation produced a number.
-    best_metric: Option<f64>,
-    best_epoch: usize,
-    since_best: usize,
-    history: Vec<(f64, f64)>,
 }
 
 /// Check every image, volume and mask of a labelled manifest before the first step (in
@@ -204,26 +166,29 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
     }
     let trainable: BTreeMap<String, Var> = all_vars.iter().filter(|(k, _)| job.task.uses(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut opt = AdamW::with_decay(&trainable, Decay::All, cfg.adam_eps);
-    let mut st = State { job: job.clone(), next_epoch: 0, step: 0, best_metric: None, best_epoch: 0, since_best: 0, history: vec![] };
+    let mut st = State::new(job);
     checkpoint::clean_temporaries(&job.output)?;
+    let n = train.samples.len();
+    let bs = cfg.batch_size.min(n);
+    let iters = if cfg.iters_per_epoch > 0 { cfg.iters_per_epoch } else { (n / bs).max(1) };
     let mut log = if job.resume {
         let ck = checkpoint::load(&job.output, dev)?;
         st = ck.state()?;
-        st.job = job.clone();
+        if let Some(note) = st.resume_with(job, iters) {
+            report(&note);
+        }
         ck.restore_set("model", &all_vars)?;
         ck.restore_optim(&mut opt)?;
         report(&format!("resuming at epoch {} (step {}) from {}", st.next_epoch + 1, st.step, ck.dir.display()));
         JsonlLog::open_resumed(&job.output, st.step, st.next_epoch)?
     } else {
+        job.write()?;
         JsonlLog::open(&job.output)?
     };
     let cfg_path = job.output.join("config.toml");
     let toml = toml::to_string_pretty(cfg).map_err(|e| TaskError::Invalid(e.to_string()))?;
     log.events().text("config", st.step, &format!("```toml\n{toml}\n```"))?;
     std::fs::write(&cfg_path, toml).map_err(|e| TaskError::file(&cfg_path, e))?;
-    let n = train.samples.len();
-    let bs = cfg.batch_size.min(n);
-    let iters = if cfg.iters_per_epoch > 0 { cfg.iters_per_epoch } else { (n / bs).max(1) };
     let total_steps = iters * cfg.epochs;
     let mut stopped_early = false;
     let t0 = std::time::Instant::now();
@@ -266,7 +231,7 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
             if !lv.is_finite() {
                 return Err(TaskError::Invalid(format!("loss is {lv} at epoch {} step {step}; the last checkpoint is kept", epoch + 1)));
             }
-            let lr = cfg.lr_at(epoch, st.step as usize, total_steps);
+            let lr = lr_at(cfg, st.lr_anchor, epoch, st.step, total_steps);
             let store = loss.backward()?;
             let grads: BTreeMap<String, Tensor> =
                 trainable.iter().filter_map(|(k, v)| store.get(v.as_tensor()).map(|g| (k.clone(), g.clone()))).collect();
@@ -313,7 +278,7 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
         st.history.push((train_loss, metric));
         st.next_epoch = epoch + 1;
         let snap = Snapshot { sets: vec![("model", &all_vars)], optim: &opt, extra: vec![], step: st.step, state: serde_json::to_value(&st)? };
-        checkpoint::save(&job.output, &snap, KEEP)?;
+        checkpoint::save(&job.output, &snap, cfg.keep_checkpoints)?;
         let best = st.best_metric.unwrap_or(f64::NAN);
         log.write(&TaskEpochRecord {
             kind: "epoch".into(),
@@ -326,6 +291,10 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
             seconds: te.elapsed().as_secs_f64(),
         })
         ?;
+        // Drawn after every epoch, so an interrupted run has its curves too.
+        if let Err(e) = unimiss_ssl::plot::plot_task_log(&job.output.join("log.jsonl"), &job.output.join("curves.png")) {
+            report(&format!("warning: curves.png not drawn: {e}"));
+        }
         let rate = t0.elapsed().as_secs_f64() / (epoch + 1 - first_epoch) as f64;
         report(&format!(
             "epoch {}/{}: train loss {train_loss:.4}, val {metric_name} {metric:.4} (best {best:.4} @ epoch {}), {:.1} s/epoch, RSS {:.0} MB, ETA {:.0} s",
@@ -342,7 +311,7 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
             break;
         }
     }
-    unimiss_ssl::plot::plot_task_log(&job.output.join("log.jsonl"), &job.output.join("curves.png"))?;
+    report(&crate::job::keep_when_finished(&job.output, cfg)?);
     Ok(FinetuneOutcome {
         best_metric: st.best_metric.unwrap_or(f64::NAN),
         best_epoch: st.best_epoch,

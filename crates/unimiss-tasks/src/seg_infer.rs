@@ -189,10 +189,21 @@ pub fn seg_report(net: &SegNet, task: Task, classes: &[String], m: &LabelledMani
     Ok(report)
 }
 
-/// Writes the prediction of `path` under `out`: a NIfTI label map with the input's header
-/// geometry (3D), or one PNG mask (0/255) per label (2D). Returns the written files.
-pub fn write_seg_prediction(task: Task, path: &Path, pred: &SegMaps, classes: &[String], out: &Path) -> Result<Vec<PathBuf>> {
+/// The files the prediction of `path` is written to under `out`, named as predictions so they
+/// never take a ground truth's name: `<name>_pred.nii.gz` (3D label map) or
+/// `<name>_pred_<label>.png` (2D, one per label).
+pub fn prediction_files(task: Task, path: &Path, classes: &[String], out: &Path) -> Vec<PathBuf> {
     let stem = file_stem(path);
+    match task.modality() {
+        Modality::Volume3d => vec![out.join(format!("{stem}_pred.nii.gz"))],
+        Modality::Image2d => classes.iter().map(|name| out.join(format!("{stem}_pred_{name}.png"))).collect(),
+    }
+}
+
+/// Writes the prediction of `path` under `out` ([`prediction_files`]): a NIfTI label map with
+/// the input's header geometry (3D), or one PNG mask (0/255) per label (2D). Returns the files.
+pub fn write_seg_prediction(task: Task, path: &Path, pred: &SegMaps, classes: &[String], out: &Path) -> Result<Vec<PathBuf>> {
+    let files = prediction_files(task, path, classes, out);
     match task.modality() {
         Modality::Volume3d => {
             let img = read_nifti_image(path).map_err(|e| TaskError::file(path, e))?;
@@ -200,23 +211,20 @@ pub fn write_seg_prediction(task: Task, path: &Path, pred: &SegMaps, classes: &[
             h.datatype = Datatype::I16;
             h.scl_slope = 1.0;
             h.scl_inter = 0.0;
-            let dst = out.join(format!("{stem}_seg.nii.gz"));
             let data: Vec<f32> = pred.labels.iter().map(|&l| l as f32).collect();
-            write_volume(&dst, &data, pred.dims, &h, OutputType::Int16)?;
-            Ok(vec![dst])
+            for dst in &files {
+                write_volume(dst, &data, pred.dims, &h, OutputType::Int16)?;
+            }
         }
         Modality::Image2d => {
             let [_, hh, ww] = pred.dims;
-            let mut files = Vec::with_capacity(pred.masks.len());
-            for (m, name) in pred.masks.iter().zip(classes) {
-                let dst = out.join(format!("{stem}_{name}.png"));
+            for (m, dst) in pred.masks.iter().zip(&files) {
                 let bytes: Vec<u8> = m.iter().map(|&b| if b { 255 } else { 0 }).collect();
-                write_png(&dst, &bytes, [hh, ww])?;
-                files.push(dst);
+                write_png(dst, &bytes, [hh, ww])?;
             }
-            Ok(files)
         }
     }
+    Ok(files)
 }
 
 /// The file extensions `predict` reads (lower case; `.nii.gz` before `.nii`).

@@ -4,6 +4,9 @@
 //! Every rank-4 (2D batch `[B,3,H,W]`) or rank-5 (3D batch `[B,1,D,H,W]`) f32 tensor of IN gets
 //! its backbone output (the decoder class token, `[B,48]`) written under the same name, and, when
 //! the weights include a head, the head output under `<name>.head` (head sizes from the weights).
+//! `--image FILE` embeds one PNG/JPEG or NIfTI volume, fitted to a size the model takes
+//! (`--fit pad`, default: height and width padded to an equal multiple of 32, depth resized;
+//! `--fit resize`: resized to the weights' size); the command says which.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,9 +44,23 @@ pub struct Args {
     /// State_dict of a training checkpoint to use.
     #[arg(long, default_value = "teacher")]
     pub which: Which,
+    /// With --image: how an image or volume whose height and width the model cannot take (they
+    /// must be equal multiples of 32) is fitted: `pad` (default) pads H and W symmetrically to
+    /// the next multiple of 32 of the larger side, keeping the voxel size (with the image's
+    /// minimum: air for CT, black for images); `resize` resizes the whole input (linear) to the
+    /// size the weights were built for. Volumes of another depth are resized in depth either way.
+    #[arg(long, value_enum, default_value = "pad")]
+    pub fit: Fit,
     /// Samples per forward pass.
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
+}
+
+/// How `--image` inputs are brought to a size the model takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fit {
+    Pad,
+    Resize,
 }
 
 fn parse_size3(s: &str) -> Result<[usize; 3], String> {
@@ -69,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let inputs = match (&args.inputs, &args.image) {
         (Some(p), _) => candle::safetensors::load(p, &dev).with_context(|| format!("reading {}", p.display()))?,
-        (None, Some(p)) => single_image(p, size3[0])?,
+        (None, Some(p)) => single_image(p, size2, size3, args.fit)?,
         (None, None) => bail!("give --inputs or --image"),
     };
     let batch = args.batch.max(1);
@@ -114,29 +131,64 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--image`: one PNG/JPEG as `[1, 3, H, W]` or one NIfTI volume as `[1, 1, D, H, W]`, under the
-/// file name. A volume of another depth than the model's `depth` is resized in depth
-/// (trilinear), since the model takes no other depth; the note says so.
-fn single_image(path: &Path, depth: usize) -> anyhow::Result<HashMap<String, Tensor>> {
+/// The side a model takes for an `h × w` input: the larger side rounded up to a multiple of 32,
+/// at least 64 (stage 4 halves it five times; the positional resize needs a square grid).
+fn padded_side(h: usize, w: usize) -> usize {
+    h.max(w).div_ceil(32).max(2) * 32
+}
+
+/// `x [1, C, (D,) H, W]` padded symmetrically in H and W to `side` with `value`.
+fn pad_hw(x: &Tensor, side: usize, value: f32) -> anyhow::Result<Tensor> {
+    let r = x.rank();
+    let (h, w) = (x.dim(r - 2)?, x.dim(r - 1)?);
+    let (ph, pw) = (side - h, side - w);
+    let y = x.affine(1.0, -f64::from(value))?;
+    let y = y.pad_with_zeros(r - 2, ph / 2, ph - ph / 2)?.pad_with_zeros(r - 1, pw / 2, pw - pw / 2)?;
+    Ok(y.affine(1.0, f64::from(value))?)
+}
+
+/// `--image`: one PNG/JPEG as `[1, 3, H, W]` (RGB in [0, 1]) or one NIfTI volume as
+/// `[1, 1, D, H, W]` (values as stored), under the file name, fitted to what the model takes
+/// ([`Fit`]); the note says what was done.
+fn single_image(path: &Path, size2: usize, size3: [usize; 3], fit: Fit) -> anyhow::Result<HashMap<String, Tensor>> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
     let lower = name.to_lowercase();
-    let t = if lower.ends_with(".nii") || lower.ends_with(".nii.gz") {
+    let (t, min) = if lower.ends_with(".nii") || lower.ends_with(".nii.gz") {
         let v = unimiss_data::read_nifti(path)?;
         let [d, h, w] = v.dims;
-        let t = Tensor::from_vec(v.data, (1, 1, d, h, w), &Device::Cpu)?;
-        if d == depth {
-            t
-        } else {
-            eprintln!("embed: {name}: depth {d} resized to the model's {depth} (trilinear; height and width kept)");
-            interpolate_trilinear3d(&t, Resize::Size(depth), Resize::Size(h), Resize::Size(w))?
-        }
+        let min = v.data.iter().copied().fold(f32::INFINITY, f32::min);
+        (Tensor::from_vec(v.data, (1, 1, d, h, w), &Device::Cpu)?, min)
     } else {
         let img = unimiss_data::read_image(path)?;
         let (h, w, c) = (img.height, img.width, img.channels);
+        let min = img.data.iter().copied().fold(f32::INFINITY, f32::min);
         // Planar (C, H, W) in [0, 1]; a grey image is repeated to 3 channels like the official loader.
         let chw = Tensor::from_vec(img.data, (c, h, w), &Device::Cpu)?;
         let chw = if c == 1 { chw.repeat((3, 1, 1))? } else { chw };
-        chw.unsqueeze(0)?
+        (chw.unsqueeze(0)?, min)
     };
-    Ok(HashMap::from([(name, t)]))
+    let dims = t.dims().to_vec();
+    let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    let volume = t.rank() == 5;
+    let fitted = match fit {
+        Fit::Resize if volume => interpolate_trilinear3d(&t, Resize::Size(size3[0]), Resize::Size(size3[1]), Resize::Size(size3[2]))?,
+        Fit::Resize => interpolate_trilinear3d(&t.unsqueeze(2)?, Resize::Size(1), Resize::Size(size2), Resize::Size(size2))?.squeeze(2)?,
+        Fit::Pad => {
+            let depth_ok = !volume || dims[2] == size3[0];
+            let t = if depth_ok { t } else { interpolate_trilinear3d(&t, Resize::Size(size3[0]), Resize::Size(h), Resize::Size(w))? };
+            let side = padded_side(h, w);
+            if side == h && side == w { t } else { pad_hw(&t, side, min)? }
+        }
+    };
+    if fitted.dims() != dims.as_slice() {
+        let how = match fit {
+            Fit::Resize => "resized (linear) to the size the weights were built for".to_string(),
+            Fit::Pad => format!(
+                "{}height and width padded symmetrically with {min} (the input's minimum; voxel size kept; --fit resize resizes instead)",
+                if volume && dims[2] != size3[0] { "depth resized (trilinear) to the model's, " } else { "" }
+            ),
+        };
+        eprintln!("embed: {name}: {:?} → {:?}: {how}", &dims[1..], &fitted.dims()[1..]);
+    }
+    Ok(HashMap::from([(name, fitted)]))
 }

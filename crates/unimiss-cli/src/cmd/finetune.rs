@@ -23,7 +23,8 @@ pub struct Args {
     /// Labelled validation manifest: best weights and early stopping (not needed with --resume).
     #[arg(long, required_unless_present = "resume")]
     pub val: Option<PathBuf>,
-    /// Pretrained weights: our pretraining checkpoint, an exported backbone or an official .pth.
+    /// Pretrained weights: a pretraining run directory (its newest checkpoint), a checkpoint
+    /// directory, an exported backbone or an official .pth.
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
     /// A preset name (`official`, default; `ci`) or a TOML file overriding the task preset.
@@ -36,7 +37,8 @@ pub struct Args {
     #[arg(long, required_unless_present = "resume")]
     pub output: Option<PathBuf>,
     /// Continue a run from its directory (newest checkpoint) or one checkpoint directory, with
-    /// the stored job and configuration; it keeps writing into that run directory.
+    /// the stored job and configuration; it keeps writing into that run directory. A run stopped
+    /// before its first checkpoint starts again from step 0.
     #[arg(long, conflicts_with_all = ["task", "train", "val", "pretrained", "config", "output"])]
     pub resume: Option<PathBuf>,
     /// Seed of the initialisation and of the data order/augmentations.
@@ -45,7 +47,8 @@ pub struct Args {
     /// `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Number of epochs (with --resume: extend or shorten the stored run).
+    /// Number of epochs (with --resume: extend or shorten the stored run; a decaying learning-rate
+    /// schedule continues from the rate of the last step done and decays to 0 at the new end).
     #[arg(long)]
     pub epochs: Option<usize>,
 }
@@ -53,7 +56,11 @@ pub struct Args {
 /// The job these arguments describe.
 pub fn resolve_job(args: &Args) -> anyhow::Result<FinetuneJob> {
     let mut job = match &args.resume {
-        Some(dir) => FinetuneJob::from_checkpoint(dir).with_context(|| format!("--resume {}", dir.display()))?,
+        // A run stopped before its first checkpoint starts again from step 0 (its job.json).
+        Some(dir) => match FinetuneJob::unfinished(dir).with_context(|| format!("--resume {}", dir.display()))? {
+            Some(job) => job,
+            None => FinetuneJob::from_checkpoint(dir).with_context(|| format!("--resume {}", dir.display()))?,
+        },
         None => {
             let (Some(task), Some(train), Some(val), Some(output)) = (args.task, &args.train, &args.val, &args.output) else {
                 anyhow::bail!("--task, --train, --val and --output are required unless --resume is given");
@@ -75,7 +82,11 @@ pub fn resolve_job(args: &Args) -> anyhow::Result<FinetuneJob> {
     if let Some(s) = args.seed {
         job.config.seed = s;
     }
-    unimiss_ssl::config::apply_overrides(&mut job.config, &args.set)?;
+    job.config.apply_overrides(&args.set)?;
+    if let Some(p) = &job.pretrained {
+        // Checked now, not after the data checks: a directory names its newest checkpoint.
+        unimiss_tasks::nets::pretrained_file(p).with_context(|| format!("--pretrained {}", p.display()))?;
+    }
     job.config.validate()?;
     Ok(job)
 }
@@ -84,7 +95,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut job = resolve_job(&args)?;
     if !job.resume {
         // One run per directory (unimiss_ssl::rundir): a new run never writes into another's.
-        job.output = unimiss_ssl::rundir::claim(&job.output, unimiss_ssl::rundir::Claim::New)?;
+        let claimed = unimiss_ssl::rundir::claim(&job.output, unimiss_ssl::rundir::Claim::New)?;
+        if let Some(note) = claimed.note() {
+            eprintln!("finetune: {note}");
+        }
+        job.output = claimed.dir;
     }
     let dev = unimiss_ssl::trainer::parse_device(&args.device)?;
     eprintln!(

@@ -63,10 +63,54 @@ fn under_root(p: &Path) -> PathBuf {
     }
 }
 
+/// The file `--config` names; a name that is no file but a preset gets a message naming the
+/// presets (`--preset sample|paper` here; `ci`/`official` are fine-tuning presets).
+fn config_file(path: &Path) -> anyhow::Result<PathBuf> {
+    let p = under_root(path);
+    if p.is_file() {
+        return Ok(p);
+    }
+    let name = path.to_string_lossy();
+    let hint = match name.as_ref() {
+        "sample" | "paper" => format!("`{name}` is a pretraining preset: use `--preset {name}`"),
+        "ci" | "official" => format!("`{name}` is a fine-tuning preset (`finetune --config {name}`); pretraining presets are `--preset sample` and `--preset paper`"),
+        _ => "pretraining presets are `--preset sample` and `--preset paper`; --config takes a TOML file (see configs/)".into(),
+    };
+    anyhow::bail!("--config {}: no such file; {hint}", path.display())
+}
+
+/// `--resume DIR` of a run that stopped before its first checkpoint: nothing to resume, so the
+/// run starts again from step 0 in DIR with the configuration it wrote (`DIR/config.toml`),
+/// and says so. A run with a checkpoint is left to the ordinary resume.
+fn restart_unfinished(args: &mut Args) -> anyhow::Result<()> {
+    use unimiss_ssl::rundir::{Holds, holds};
+    let Some(dir) = args.resume.clone() else { return Ok(()) };
+    match holds(&dir)? {
+        Holds::Unfinished(files) if dir.join("config.toml").is_file() => {
+            eprintln!(
+                "{} has no checkpoint yet (the run stopped in its first epoch; it holds {}): starting it again from step 0 with its config.toml",
+                dir.display(),
+                files.join(", ")
+            );
+            if args.config.is_none() && args.preset.is_none() {
+                args.config = Some(dir.join("config.toml"));
+            }
+            args.output = Some(dir);
+            args.resume = None;
+            Ok(())
+        }
+        Holds::Unfinished(files) => {
+            anyhow::bail!("--resume {}: no checkpoint and no config.toml there ({}); start the run again with --output", dir.display(), files.join(", "))
+        }
+        Holds::Nothing => anyhow::bail!("--resume {}: no such run directory (or it is empty)", dir.display()),
+        Holds::Run | Holds::Other(_) => Ok(()),
+    }
+}
+
 /// The configuration these arguments describe.
 pub fn resolve_config(args: &Args) -> anyhow::Result<TrainConfig> {
     let mut cfg = match (&args.config, &args.preset, &args.resume) {
-        (Some(path), _, _) => TrainConfig::load(&under_root(path))?,
+        (Some(path), _, _) => TrainConfig::load(&config_file(path)?)?,
         (None, Some(p), _) => TrainConfig::preset(p)?,
         (None, None, Some(r)) => {
             let dir = unimiss_ssl::checkpoint::resolve(r)?;
@@ -145,7 +189,11 @@ fn claim_output(args: &Args, cfg: &mut TrainConfig) -> anyhow::Result<()> {
         None if default_dir && dist.is_none() => Claim::NewOrNext,
         None => Claim::New,
     };
-    let dir = claim(&cfg.output, how)?;
+    let claimed = claim(&cfg.output, how)?;
+    if let Some(note) = claimed.note() {
+        eprintln!("{note}");
+    }
+    let dir = claimed.dir;
     if dir != cfg.output {
         eprintln!(
             "{} holds an earlier run (continue it with --resume {}); this run goes to {}",
@@ -158,7 +206,8 @@ fn claim_output(args: &Args, cfg: &mut TrainConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(mut args: Args) -> anyhow::Result<()> {
+    restart_unfinished(&mut args)?;
     let mut cfg = resolve_config(&args)?;
     claim_output(&args, &mut cfg)?;
     let coll = collective(&mut cfg)?;

@@ -9,3 +9,8 @@ mod material;
 pub fn fixtures() -> PathBuf {
     material::material("UNIMISS_FIXTURES", "fixtures/parity", "mit_tiny_official.pth")
 }
+
+/// The real data: `$UNIMISS_DATA`, else `../shared/data` (test-support/material.rs).
+pub fn data() -> PathBuf {
+    material::material("UNIMISS_DATA", "data", "ct-volumes")
+}

@@ -10,28 +10,10 @@
 //! checkpoint's tensors), while the small files (log, config) still fit.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-type Res = Result<(), Box<dyn std::error::Error>>;
-
-const BIN: &str = env!("CARGO_BIN_EXE_unimiss");
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap_or_default()
-}
-
-fn run(args: &[&str]) -> Result<Output, Box<dyn std::error::Error>> {
-    Ok(Command::new(BIN).args(args).output()?)
-}
-
-fn run_ok(args: &[&str]) -> Result<Output, Box<dyn std::error::Error>> {
-    let out = run(args)?;
-    if !out.status.success() {
-        return Err(format!("unimiss {args:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr)).into());
-    }
-    Ok(out)
-}
+use crate::bin::{BIN, Phantoms, Res, kill_when, latest, phantoms, records, run, run_ok, s, spawn, strs};
 
 /// `unimiss ARGS` with writes limited to `kib` KiB per file and SIGXFSZ ignored (disk full).
 fn run_fsize_limited(kib: u64, args: &[&str]) -> Result<Output, Box<dyn std::error::Error>> {
@@ -52,19 +34,6 @@ fn step_losses(run: &Path) -> Result<Vec<(u64, u64)>, Box<dyn std::error::Error>
         }
     }
     Ok(out)
-}
-
-fn records(run: &Path, kind: &str) -> usize {
-    std::fs::read_to_string(run.join("log.jsonl"))
-        .map(|t| t.lines().filter(|l| l.contains(&format!("\"kind\":\"{kind}\""))).count())
-        .unwrap_or(0)
-}
-
-/// The newest checkpoint directory (`checkpoints/latest` names it).
-fn latest(run: &Path) -> Result<PathBuf, Box<dyn std::error::Error>> {
-    let dir = run.join("checkpoints");
-    let name = std::fs::read_to_string(dir.join("latest"))?;
-    Ok(dir.join(name.trim()))
 }
 
 fn temporaries(run: &Path) -> Vec<String> {
@@ -88,45 +57,7 @@ fn same_checkpoint(a: &Path, b: &Path) -> Res {
     Ok(())
 }
 
-/// Kills `child` with SIGKILL once `when()` holds (checked every millisecond); `false` if the
-/// child exited first.
-fn kill_when(child: &mut Child, limit: Duration, when: impl Fn() -> bool) -> Result<bool, Box<dyn std::error::Error>> {
-    let t0 = Instant::now();
-    loop {
-        if child.try_wait()?.is_some() {
-            return Ok(false);
-        }
-        if when() {
-            child.kill()?;
-            child.wait()?;
-            return Ok(true);
-        }
-        if t0.elapsed() > limit {
-            child.kill()?;
-            child.wait()?;
-            return Err(format!("the run did not reach the kill point within {limit:?}").into());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn spawn(args: &[&str]) -> std::io::Result<Child> {
-    Command::new(BIN).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn()
-}
-
 // ---------------------------------------------------------------- fine-tuning
-
-struct Phantoms {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-}
-
-fn phantoms() -> Result<Phantoms, Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let root = dir.path().join("ph");
-    run_ok(&["phantoms", "--out", s(&root), "--seed", "3", "--count", "10", "--dims", "16,64,64", "--size-2d", "64"])?;
-    Ok(Phantoms { _dir: dir, root })
-}
 
 /// cls2d on the phantoms: tiny MiT at 64², batch 2, 2 steps per epoch.
 fn finetune_args<'a>(ph: &'a Phantoms, out: &'a Path, epochs: &'a str) -> Vec<String> {
@@ -140,9 +71,6 @@ fn finetune_args<'a>(ph: &'a Phantoms, out: &'a Path, epochs: &'a str) -> Vec<St
     .collect()
 }
 
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
 
 /// Mid-epoch kill -9 and resume is `runtime::finetune_resume_after_kill_is_exact`; this one
 /// kills while a checkpoint is being written (a `.tmp-ckpt-*` folder exists).

@@ -7,9 +7,12 @@ use std::process::Command;
 
 use candle::{Device, Tensor};
 
-mod drills;
-
+mod bin;
 mod common;
+mod drills;
+mod outputs;
+mod real_data;
+mod restart;
 mod runtime;
 
 use common::fixtures;
@@ -62,19 +65,20 @@ fn convert_then_embed_reproduces_the_official_outputs() -> Res {
     Ok(())
 }
 
-/// A run directory holds one run: a second `pretrain` into it stops before touching it and
-/// names `--resume` and `--output`.
+/// A run directory holds one run: a second `pretrain` into a directory with a checkpoint stops
+/// before touching it and names `--resume` and `--output` (one without a checkpoint is started
+/// again: `restart::`).
 #[test]
 fn pretrain_refuses_a_directory_that_holds_a_run() -> Res {
     let tmp = tempfile::tempdir()?;
     let run = tmp.path().join("run");
-    std::fs::create_dir_all(&run)?;
+    std::fs::create_dir_all(run.join("checkpoints/ckpt-00000004"))?;
     std::fs::write(run.join("log.jsonl"), "{}\n")?;
     let out = Command::new(env!("CARGO_BIN_EXE_unimiss")).args(["pretrain", "--output", path(&run)]).output()?;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "pretrain wrote into an occupied run directory: {err}");
     assert!(err.contains("--resume") && err.contains("--output") && err.contains(path(&run)), "{err}");
-    assert_eq!(std::fs::read_dir(&run)?.count(), 1, "the run directory was written into");
+    assert_eq!(std::fs::read_dir(&run)?.count(), 2, "the run directory was written into");
     assert_eq!(std::fs::read_to_string(run.join("log.jsonl"))?, "{}\n");
     Ok(())
 }

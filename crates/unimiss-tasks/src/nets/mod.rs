@@ -20,7 +20,7 @@ use unimiss_model::Modality;
 
 pub use cls::ClsNet;
 pub use seg::SegNet;
-pub use pretrained::{LoadReport, load_pretrained};
+pub use pretrained::{LoadReport, load_pretrained, pretrained_file};
 
 /// A task network of either kind.
 // One per run, never in a collection: the size difference of the variants costs nothing.

@@ -8,7 +8,7 @@
 //! `backbone.transformer.…`).
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle::Tensor;
 use candle_nn::VarMap;
@@ -52,6 +52,23 @@ impl LoadReport {
         }
         s
     }
+}
+
+/// The weight file `path` names: the file itself, or, for a directory, the weights of its newest
+/// checkpoint (a pretraining run directory or one checkpoint directory), as `export --run` and
+/// `--resume` take them.
+pub fn pretrained_file(path: &Path) -> Result<PathBuf> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let weights = unimiss_ssl::checkpoint::resolve(path).map(|ck| ck.join("weights.safetensors")).map_err(|_| {
+        TaskError::file(
+            path,
+            "a directory without a checkpoint: --pretrained takes a pretraining run directory, one of its checkpoint \
+             directories, an exported backbone (.safetensors) or an official .pth",
+        )
+    })?;
+    if weights.is_file() { Ok(weights) } else { Err(TaskError::file(&weights, "missing: the checkpoint has no weights file")) }
 }
 
 /// The key rule of one task: `Some(target key)` when the file tensor `key` is used.
@@ -100,6 +117,8 @@ fn is_pos_table(key: &str) -> bool {
 /// is not a positional table, or a file from which nothing matches, is a wrong-architecture error
 /// naming the file.
 pub fn load_pretrained(vm: &VarMap, path: &Path, which: Which, task: Task) -> Result<LoadReport> {
+    let file = pretrained_file(path)?;
+    let path = file.as_path();
     let sd = checkpoint::load(path, which).map_err(|e| TaskError::file(path, format!("cannot read pretrained weights: {e}")))?;
     let data = vm.data().lock().map_err(|_| TaskError::Invalid("variable map lock poisoned".into()))?;
     let mut report = LoadReport::default();

@@ -6,7 +6,7 @@ use unimiss_model::checkpoint::Which;
 use unimiss_model::{Mit, MitConfig, SeededVarMap, Modality};
 use unimiss_tasks::TaskError;
 use unimiss_tasks::config::FinetuneConfig;
-use unimiss_tasks::evaluate::{auc_warnings, evaluate, predict};
+use unimiss_tasks::evaluate::{PredictOptions, auc_warnings, evaluate, predict};
 use unimiss_tasks::inputs::list_inputs;
 use unimiss_tasks::metrics::segmentation_report;
 use unimiss_tasks::seg_infer::{SegMaps, case_metrics};
@@ -147,11 +147,11 @@ fn seg3d_and_seg2d_finetune_evaluate_predict_on_phantoms() -> Result<(), TaskErr
             Task::Seg3d => data.join("ct/case_004.nii.gz"),
             _ => data.join("xray/case_004.png"),
         };
-        let summary = predict(&best, &input, &pred_dir, &dev)?;
+        let summary = predict(&best, &input, &pred_dir, &PredictOptions::default(), &dev)?;
         assert_eq!(summary.predicted, 1);
         match task {
             Task::Seg3d => {
-                let p = unimiss_data::read_nifti(pred_dir.join("case_004_seg.nii.gz")).map_err(|e| TaskError::Invalid(e.to_string()))?;
+                let p = unimiss_data::read_nifti(pred_dir.join("case_004_pred.nii.gz")).map_err(|e| TaskError::Invalid(e.to_string()))?;
                 let src = unimiss_data::read_nifti(&input).map_err(|e| TaskError::Invalid(e.to_string()))?;
                 assert_eq!(p.dims, src.dims);
                 assert_eq!(p.affine, src.affine, "the prediction keeps the input's affine");
@@ -159,7 +159,7 @@ fn seg3d_and_seg2d_finetune_evaluate_predict_on_phantoms() -> Result<(), TaskErr
                 assert!(p.data.iter().all(|&v| (0.0..=3.0).contains(&v) && v.fract() == 0.0));
             }
             _ => {
-                let m = image::open(pred_dir.join("case_004_liver.png")).map_err(|e| TaskError::Invalid(e.to_string()))?.into_luma8();
+                let m = image::open(pred_dir.join("case_004_pred_liver.png")).map_err(|e| TaskError::Invalid(e.to_string()))?.into_luma8();
                 assert_eq!((m.width(), m.height()), (80, 80), "the masks keep the image's size");
                 assert!(m.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255));
             }

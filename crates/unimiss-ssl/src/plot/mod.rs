@@ -1,6 +1,7 @@
 //! The plots of a run directory, drawn from its `log.jsonl`: `loss.png` for pretraining (one
 //! panel per modality, the teacher's entropies against ln K) and `curves.png` for fine-tuning
-//! (training loss, the named validation metric). Epochs are counted from 1, as the console does.
+//! (training loss, the named validation metric), and one figure comparing several runs
+//! ([`compare`]). Epochs are counted from 1, as the console does.
 
 use std::path::{Path, PathBuf};
 
@@ -11,13 +12,28 @@ use serde::Deserialize;
 use crate::error::{Result, SslError};
 use crate::log::{EpochRecord, StepRecord};
 
+pub mod compare;
+pub use compare::plot_compare;
+
+/// Whether a log's text is a fine-tuning log: epoch records with a validation metric, or step
+/// records without the pretraining `batch` field (a run stopped in its first epoch).
+pub(crate) fn is_finetuning(text: &str) -> bool {
+    text.lines().any(|l| l.contains("\"val_metric\"") || l.contains("\"train_loss\""))
+        || (text.contains("\"kind\":\"step\"") && !text.contains("\"batch\""))
+}
+
+/// The `log.jsonl` of a run directory, or the log file itself.
+pub(crate) fn log_of(run: &Path) -> PathBuf {
+    if run.is_file() { run.to_path_buf() } else { run.join("log.jsonl") }
+}
+
 /// Draw the plot of a run directory (or of a `log.jsonl`): `loss.png` for a pretraining log,
 /// `curves.png` for a fine-tuning one, next to the log unless `out` is given. Returns the file.
 pub fn plot_run(run: &Path, out: Option<&Path>) -> Result<PathBuf> {
-    let log = if run.is_file() { run.to_path_buf() } else { run.join("log.jsonl") };
+    let log = log_of(run);
     let dir = log.parent().map(Path::to_path_buf).unwrap_or_default();
     let text = std::fs::read_to_string(&log).map_err(crate::error::io_err(&log))?;
-    let finetuning = text.lines().any(|l| l.contains("\"val_metric\"") || l.contains("\"train_loss\""));
+    let finetuning = is_finetuning(&text);
     let default = dir.join(if finetuning { "curves.png" } else { "loss.png" });
     let out = out.map_or(default, Path::to_path_buf);
     if finetuning { plot_task_log(&log, &out)? } else { plot_log(&log, &out)? }
@@ -42,6 +58,12 @@ pub fn plot_log(log: &Path, out: &Path) -> Result<()> {
 
 /// Fine-tuning: the step and epoch records of `log` → `out` (PNG, 1100×800).
 pub fn plot_task_log(log: &Path, out: &Path) -> Result<()> {
+    let (steps, epochs) = read_task_log(log)?;
+    draw_finetuning(&steps, &epochs, out, true).or_else(|_| draw_finetuning(&steps, &epochs, out, false))
+}
+
+/// The step and epoch records of a fine-tuning log (at least one).
+fn read_task_log(log: &Path) -> Result<(Vec<TaskStep>, Vec<TaskEpoch>)> {
     let text = std::fs::read_to_string(log).map_err(crate::error::io_err(log))?;
     let (mut steps, mut epochs) = (Vec::new(), Vec::new());
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
@@ -54,7 +76,7 @@ pub fn plot_task_log(log: &Path, out: &Path) -> Result<()> {
     if epochs.is_empty() && steps.is_empty() {
         return Err(SslError::Plot { path: log.to_path_buf(), msg: "no fine-tuning records to plot".into() });
     }
-    draw_finetuning(&steps, &epochs, out, true).or_else(|_| draw_finetuning(&steps, &epochs, out, false))
+    Ok((steps, epochs))
 }
 
 /// The fields of the fine-tuning records (`log::TaskStepRecord`, `log::TaskEpochRecord`) the
@@ -329,7 +351,8 @@ fn draw_finetuning(steps: &[TaskStep], epochs: &[TaskEpoch], out: &Path, text: b
     let best = epochs.iter().map(|e| e.val_metric).filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, f64::max);
     let hlines: Vec<(f64, String)> = if best.is_finite() { vec![(best, format!("best {name} {best:.4}"))] } else { vec![] };
     let title = format!("validation {name} after each epoch");
-    let pv = Panel { title: &title, x_desc: "epoch", y_desc: &name, x: (0.5, n_ep + 0.5), integer_x: true };
+    // The same x range as the loss panel above, so epoch k sits at one x in both.
+    let pv = Panel { title: &title, x_desc: "epoch", y_desc: &name, x: (0.0, n_ep + 0.5), integer_x: true };
     panel(&bottom, &pv, &[val], &hlines, &[], text, out)?;
     root.present().map_err(|e| err(e.to_string()))
 }
