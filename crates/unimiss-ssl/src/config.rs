@@ -337,11 +337,18 @@ pub fn set_field<T: Serialize + serde::de::DeserializeOwned>(cfg: &mut T, key: &
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(value.to_string()));
     let mut slot = &mut root;
+    let mut path = String::new();
     for part in key.split('.') {
-        slot = slot
-            .as_table_mut()
-            .and_then(|t| t.get_mut(part))
-            .ok_or_else(|| SslError::Config(format!("unknown key {key:?} (no field {part:?})")))?;
+        let Some(table) = slot.as_table_mut() else {
+            return Err(SslError::Config(format!("unknown key {key:?}: {path} is a value, not a section")));
+        };
+        if !table.contains_key(part) {
+            let keys: Vec<&str> = table.keys().map(String::as_str).collect();
+            let within = if path.is_empty() { "the configuration".to_string() } else { path.clone() };
+            return Err(SslError::Config(format!("unknown key {key:?} (no field {part:?}); the keys of {within} are {}", keys.join(", "))));
+        }
+        path = if path.is_empty() { part.to_string() } else { format!("{path}.{part}") };
+        slot = table.get_mut(part).ok_or_else(|| SslError::Config(format!("unknown key {key:?}")))?;
     }
     *slot = match (&*slot, parsed) {
         (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),

@@ -52,8 +52,8 @@ pub struct Args {
     /// Phantom cases per seed (60 % are the unlabelled pretraining set, 40 % the kNN eval set).
     #[arg(long, default_value_t = 500)]
     pub cases: usize,
-    /// Pretraining epochs (the small-batch recipe's 2D/3D blocks).
-    #[arg(long, default_value_t = 40)]
+    /// Pretraining epochs (alternating 2D and 3D epochs, the small-batch recipe's interval 1).
+    #[arg(long, default_value_t = 24)]
     pub pretrain_epochs: usize,
     /// Overrides of the small-batch recipe, e.g. `--pretrain-set optim.batch_size=32`.
     #[arg(long = "pretrain-set", value_name = "KEY=VALUE")]

@@ -15,7 +15,7 @@ pub struct Args {
     /// TOML configuration (fields left out take the paper defaults; see configs/).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Built-in preset when no --config is given: sample (default) or paper.
+    /// Built-in preset when no --config is given: sample (default), paper or small-batch.
     #[arg(long)]
     preset: Option<String>,
     /// Continue a run: its directory (newest checkpoint) or one checkpoint directory. The
@@ -72,9 +72,9 @@ fn config_file(path: &Path) -> anyhow::Result<PathBuf> {
     }
     let name = path.to_string_lossy();
     let hint = match name.as_ref() {
-        "sample" | "paper" => format!("`{name}` is a pretraining preset: use `--preset {name}`"),
-        "ci" | "official" => format!("`{name}` is a fine-tuning preset (`finetune --config {name}`); pretraining presets are `--preset sample` and `--preset paper`"),
-        _ => "pretraining presets are `--preset sample` and `--preset paper`; --config takes a TOML file (see configs/)".into(),
+        "sample" | "paper" | "small-batch" => format!("`{name}` is a pretraining preset: use `--preset {name}`"),
+        "ci" | "official" => format!("`{name}` is a fine-tuning preset (`finetune --config {name}`); pretraining presets are `--preset sample`, `--preset paper` and `--preset small-batch`"),
+        _ => "pretraining presets are `--preset sample`, `--preset paper` and `--preset small-batch`; --config takes a TOML file (see configs/)".into(),
     };
     anyhow::bail!("--config {}: no such file; {hint}", path.display())
 }

@@ -36,15 +36,15 @@ impl TrainConfig {
     }
 
     /// The recipe that learns at a batch a CPU or one GPU affords (docs/ssl.md, "Small-batch
-    /// recipe"): tiny at 64² / 16×64×64, K = 1024, batch 32 (2D) and 8 (3D), Sinkhorn-Knopp
-    /// targets, KoLeo 0.1, teacher momentum 0.99 → 0.999, per-batch schedules.
+    /// recipe"): tiny at 64² / 16×64×64, K = 256, batch 16 (2D) and 4 (3D), peak lr 2e-3,
+    /// Sinkhorn-Knopp targets, KoLeo 0.1, teacher momentum 0.99 → 0.999, per-batch schedules.
     pub fn small_batch() -> Self {
         let mut c = Self::default();
         c.output = PathBuf::from("runs/small-batch");
-        c.model = ModelSection { arch: "tiny".into(), img_size_2d: 64, img_size_3d: [16, 64, 64], out_dim: 1024 };
+        c.model = ModelSection { arch: "tiny".into(), img_size_2d: 64, img_size_3d: [16, 64, 64], out_dim: 256 };
         let o = &mut c.optim;
-        (o.epochs, o.batch_size, o.batch_size_3d, o.interval) = (40, 32, 8, 1);
-        (o.lr, o.min_lr, o.warmup_epochs, o.clip_grad) = (4e-3, 1e-5, 2, 3.0);
+        (o.epochs, o.batch_size, o.batch_size_3d, o.interval) = (40, 16, 4, 1);
+        (o.lr, o.min_lr, o.warmup_epochs, o.clip_grad) = (3.2e-2, 1e-5, 2, 3.0);
         (o.momentum_teacher, o.momentum_teacher_end, o.freeze_last_layer) = (0.99, 0.999, 1);
         let l = &mut c.loss;
         (l.centering, l.koleo_weight) = (Centering::SinkhornKnopp, 0.1);

@@ -20,7 +20,10 @@ fn set_overrides_nested_fields() -> Result<()> {
     assert!(c.fixes.per_batch_schedule);
     assert_eq!(c.output, PathBuf::from("runs/x"));
     assert_eq!(c.device, "cuda:1");
-    assert!(c.set("optim.nope", "1").is_err());
+    let e = c.set("optim.nope", "1").err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("no field \"nope\"") && e.contains("keys of optim are") && e.contains("batch_size_3d"), "{e}");
+    let e = c.set("optm.lr", "1").err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("keys of the configuration are") && e.contains("optim"), "{e}");
     assert!(c.set("optim.epochs", "many").is_err());
     Ok(())
 }
@@ -58,9 +61,9 @@ fn anti_collapse_options_are_off_by_default_and_checked() -> Result<()> {
     let mut c = TrainConfig::sample();
     c.set("loss.centering", "\"sinkhorn_knopp\"")?;
     c.set("loss.koleo_weight", "0.1")?;
-    c.set("optim.batch_size_3d", "1")?;
+    c.set("optim.batch_size_3d", "3")?;
     assert_eq!(c.loss.centering, Centering::SinkhornKnopp);
-    assert_eq!(c.optim.batch_size_of(crate::Modality::Volume3d), 1);
+    assert_eq!(c.optim.batch_size_of(crate::Modality::Volume3d), 3);
     assert_eq!(c.optim.batch_size_of(crate::Modality::Image2d), c.optim.batch_size);
     c.validate()?;
     assert!(c.set("loss.centering", "\"median\"").is_err());

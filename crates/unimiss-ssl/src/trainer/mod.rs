@@ -265,6 +265,9 @@ impl Trainer {
             if writer && self.cfg.eval.due(epoch, self.cfg.optim.epochs) {
                 self.knn_monitor(epoch, &bar, log.as_mut())?;
             }
+            if writer {
+                self.draw_curves(&bar); // the curves so far, so an interrupted run still has them
+            }
             self.pos = Position { epoch: epoch + 1, batch: 0, step: self.pos.step };
             let every = self.cfg.checkpoint.every_epochs;
             if writer && every > 0 && (epoch + 1) % every == 0 {
@@ -277,12 +280,16 @@ impl Trainer {
             if saved_at != Some(self.pos) {
                 last_ckpt = Some(self.save_checkpoint()?);
             }
-            let log_path = self.run_dir.join("log.jsonl");
-            if let Err(e) = crate::plot::plot_log(&log_path, &self.run_dir.join("loss.png")) {
-                bar.line(&format!("warning: could not draw loss.png: {e}"));
-            }
+            self.draw_curves(&bar);
         }
         Ok(RunSummary { position: self.pos, last_checkpoint: last_ckpt, seconds: t0.elapsed().as_secs_f64() })
+    }
+
+    /// Redraw `loss.png` from the log (a failure is a warning: the run goes on).
+    fn draw_curves(&self, bar: &crate::progress::Progress) {
+        if let Err(e) = crate::plot::plot_log(&self.run_dir.join("log.jsonl"), &self.run_dir.join("loss.png")) {
+            bar.line(&format!("warning: could not draw loss.png: {e}"));
+        }
     }
 
     /// The kNN monitor on the teacher backbone, if configured: printed and logged (`kind: "knn"`).
