@@ -1,5 +1,5 @@
 //! The named presets of [`TrainConfig`]: `paper` (the default), `sample` (the quick run) and
-//! `small-batch` (the recipe that learns at a batch one machine affords), each shipped as a
+//! `small-batch` (against the official recipe's collapse at a batch one machine affords), each shipped as a
 //! TOML file in `configs/`.
 
 use std::path::PathBuf;
@@ -35,8 +35,8 @@ impl TrainConfig {
         c
     }
 
-    /// The recipe that learns at a batch a CPU or one GPU affords (docs/ssl.md, "Small-batch
-    /// recipe"): tiny at 64² / 16×64×64, K = 256, batch 16 (2D) and 4 (3D), peak lr 2e-3,
+    /// The small-batch preset, against the official recipe's collapse at a batch a CPU or one GPU
+    /// affords (docs/ssl.md, "Small-batch recipe"; not yet a recipe that learns reliably): tiny at 64² / 16×64×64, K = 256, batch 16 (2D) and 4 (3D), peak lr 2e-3,
     /// Sinkhorn-Knopp targets, KoLeo 0.1, teacher momentum 0.99 → 0.999, per-batch schedules.
     pub fn small_batch() -> Self {
         let mut c = Self::default();
