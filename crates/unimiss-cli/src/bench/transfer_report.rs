@@ -62,8 +62,18 @@ fn per_seed(v: &[Option<f64>]) -> String {
     v.iter().map(|x| x.map_or("n/a".into(), |x| format!("{x:.3}"))).collect::<Vec<_>>().join(" ")
 }
 
-fn summary(v: &[Option<f64>], m: f64, sd: f64) -> String {
-    if v.is_empty() { "—".into() } else { format!("{} ({m:.3}±{sd:.3})", per_seed(v)) }
+/// The values per seed and the mean ± sd of those present (a column's own values: with
+/// `--floors-only` the random init has values and the pretrained none).
+fn summary(v: &[Option<f64>]) -> String {
+    let p = present(v);
+    match (v.is_empty(), p.is_empty()) {
+        (true, _) => "—".into(),
+        (false, true) => per_seed(v),
+        (false, false) => {
+            let (m, sd) = mean_sd(&p);
+            format!("{} ({m:.3}±{sd:.3})", per_seed(v))
+        }
+    }
 }
 
 fn mean_of(v: &[Option<f64>]) -> String {
@@ -83,8 +93,7 @@ pub fn print(header: &str, rows: &[Row]) {
     for r in rows {
         let pairs: Vec<(f64, f64)> = r.pretrained.iter().zip(&r.random).filter_map(|(p, q)| Some(((*p)?, (*q)?))).collect();
         let diffs: Vec<f64> = pairs.iter().map(|(p, q)| p - q).collect();
-        let (pm, ps) = mean_sd(&pairs.iter().map(|p| p.0).collect::<Vec<_>>());
-        let (rm, rs) = mean_sd(&pairs.iter().map(|p| p.1).collect::<Vec<_>>());
+        let (_, rs) = mean_sd(&pairs.iter().map(|p| p.1).collect::<Vec<_>>());
         let (dm, ds) = mean_sd(&diffs);
         let verdict = if pairs.len() < 2 { "n/a" } else if dm > 2.0 * rs && diffs.iter().all(|d| *d > 0.0) { "yes" } else { "no" };
         println!(
@@ -92,8 +101,8 @@ pub fn print(header: &str, rows: &[Row]) {
             r.task,
             format!("{:.0}%", r.labels * 100.0),
             r.metric,
-            summary(&r.pretrained, pm, ps),
-            summary(&r.random, rm, rs),
+            summary(&r.pretrained),
+            summary(&r.random),
             if pairs.is_empty() { "—".to_string() } else { format!("{dm:+7.3}±{ds:<8.3}") },
             verdict,
             mean_of(&r.floor_pixels),
