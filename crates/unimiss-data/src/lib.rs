@@ -46,6 +46,7 @@
 
 pub mod augment;
 pub mod dataset;
+pub mod eval_input;
 mod error;
 mod files;
 pub mod font;
@@ -59,6 +60,7 @@ pub mod preflight;
 pub mod preview;
 pub mod resample;
 pub mod subvolumes;
+pub mod write;
 
 pub use error::{DataError, Result};
 pub use files::{is_data_file, read_dir_sorted};

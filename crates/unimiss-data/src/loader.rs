@@ -17,7 +17,8 @@ use crate::manifest::Sample;
 use crate::pipeline::Pipeline;
 
 /// What to do with a sample that cannot be read or augmented.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OnBadSample {
     /// Stop the epoch with the error.
     #[default]

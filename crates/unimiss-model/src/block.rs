@@ -6,7 +6,8 @@ use candle_nn::VarBuilder;
 use crate::config::StageConfig;
 use crate::nn::{Conv, ConvSpec, LayerNorm, Linear, Mlp};
 use crate::profile::time;
-use crate::spatial::{Grid, Switch};
+use crate::spatial::Grid;
+use crate::PerModality;
 
 /// Attention whose keys and values come from a strided-convolution-reduced token map
 /// (`sr2D`/`sr3D`, kernel = stride = `sr_ratio`) plus the un-reduced class token, LayerNorm-ed
@@ -16,7 +17,7 @@ pub(crate) struct Attention {
     q: Linear,
     kv: Linear,
     proj: Linear,
-    sr: Option<(Switch<Conv>, LayerNorm)>,
+    sr: Option<(PerModality<Conv>, LayerNorm)>,
     heads: usize,
     scale: f64,
 }
@@ -27,7 +28,7 @@ impl Attention {
         let sr = if st.sr_ratio > 1 {
             let r = st.sr_ratio;
             let spec = ConvSpec { inp: c, out: c, kernel: r, stride: [r; 3], padding: 0, bias: true, label: "conv_sr" };
-            let convs = Switch::try_new(|s| Conv::new(s, &spec, vb.pp(format!("sr{}", s.tag()))))?;
+            let convs = PerModality::try_from_fn(|s| Conv::new(s, &spec, vb.pp(format!("sr{}", s.tag()))))?;
             Some((convs, LayerNorm::new(c, 1e-5, vb.pp("norm"))?))
         } else {
             None

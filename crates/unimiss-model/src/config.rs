@@ -18,10 +18,13 @@ impl StageConfig {
     }
 }
 
-/// Architecture preset names accepted by [`MitConfig::preset`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Architecture preset names accepted by [`MitConfig::preset`]; `tiny`/`small` in configs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Arch {
+    #[serde(alias = "model_tiny")]
     Tiny,
+    #[serde(alias = "model_small")]
     Small,
 }
 
@@ -115,8 +118,7 @@ impl MitConfig {
 
     /// The configuration of a run: `arch` (`tiny` or `small`) at the given input sizes,
     /// validated. Pretraining and fine-tuning both build their MiT with this.
-    pub fn for_run(arch: &str, img_size_2d: usize, img_size_3d: [usize; 3]) -> Result<Self> {
-        let arch: Arch = arch.parse()?;
+    pub fn for_run(arch: Arch, img_size_2d: usize, img_size_3d: [usize; 3]) -> Result<Self> {
         let m = Self::preset(arch).with_img_size_2d(img_size_2d).with_img_size_3d(img_size_3d);
         m.validate()?;
         Ok(m)

@@ -8,7 +8,8 @@ use crate::config::{MitConfig, STEM_DIM};
 use crate::nn::{ConvBlock, ConvSpec, Linear, TRUNC_NORMAL_02};
 use unimiss_ops::Modality;
 
-use crate::spatial::{Grid, Switch};
+use crate::spatial::Grid;
+use crate::PerModality;
 use crate::stage::{ENCODER, Stage, split, to_map};
 
 /// Encoder outputs, as the official `MiT_encoder.forward` returns them.
@@ -36,14 +37,14 @@ enum ClsIn {
 
 #[derive(Clone, Debug)]
 struct EncoderStage {
-    embed: Switch<ConvBlock>,
+    embed: PerModality<ConvBlock>,
     cls: ClsIn,
     stage: Stage,
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct Encoder {
-    stem: Switch<ConvBlock>,
+    stem: PerModality<ConvBlock>,
     stages: Vec<EncoderStage>,
 }
 
@@ -70,7 +71,7 @@ impl Encoder {
             bias: false,
             label: "conv_stem",
         };
-        let stem = Switch::try_new(|s| ConvBlock::new(s, &stem_spec(s), vb.pp(format!("patch_embed{}0", s.tag()))))?;
+        let stem = PerModality::try_from_fn(|s| ConvBlock::new(s, &stem_spec(s), vb.pp(format!("patch_embed{}0", s.tag()))))?;
         let depth: usize = cfg.encoder.iter().map(|s| s.depth).sum();
         let rates = cfg.drop_path_rates(depth);
         let mut stages = Vec::with_capacity(4);
@@ -79,7 +80,7 @@ impl Encoder {
         for (i, st) in cfg.encoder.iter().enumerate() {
             let k = i + 1;
             let spec = ConvSpec { inp: prev, out: st.dim, kernel: 3, stride: [2; 3], padding: 1, bias: false, label: "conv_embed" };
-            let embed = Switch::try_new(|s| ConvBlock::new(s, &spec, vb.pp(format!("patch_embed{}{k}", s.tag())).pp("proj")))?;
+            let embed = PerModality::try_from_fn(|s| ConvBlock::new(s, &spec, vb.pp(format!("patch_embed{}{k}", s.tag())).pp("proj")))?;
             let cls = if !cfg.cls_token {
                 ClsIn::Absent
             } else if k == 1 {

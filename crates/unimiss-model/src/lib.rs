@@ -58,4 +58,4 @@ pub use init::SeededVarMap;
 pub use mit::{DenseOutput, Mit};
 pub use nn::{Conv, ConvBlock, ConvSpec, UpConv};
 pub use spatial::Grid;
-pub use unimiss_ops::Modality;
+pub use unimiss_ops::{Modality, PerModality};

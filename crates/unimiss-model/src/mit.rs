@@ -9,13 +9,14 @@ use crate::encoder::{Encoder, EncoderOutput, stage_tokens};
 use crate::nn::{LayerNorm, Linear, UpConv};
 use unimiss_ops::Modality;
 
-use crate::spatial::{Grid, Switch};
+use crate::spatial::Grid;
+use crate::PerModality;
 use crate::stage::{DECODER, Stage, split, to_map};
 
 #[derive(Clone, Debug)]
 struct DecoderStage {
     /// `DecEmbed{2D,3D}{j}.proj`: transposed convolution, kernel = stride = 2.
-    embed: Switch<UpConv>,
+    embed: PerModality<UpConv>,
     /// `cls_tokens{j}` (absent in a network built without class tokens).
     cls: Option<Linear>,
     stage: Stage,
@@ -55,7 +56,7 @@ impl Mit {
         let mut prev = cfg.encoder[3].dim;
         let mut first_block = 0;
         for (j, st) in cfg.decoder.iter().enumerate() {
-            let embed = Switch::try_new(|s| UpConv::new(s, prev, st.dim, vb.pp(format!("DecEmbed{}{j}", s.tag())).pp("proj")))?;
+            let embed = PerModality::try_from_fn(|s| UpConv::new(s, prev, st.dim, vb.pp(format!("DecEmbed{}{j}", s.tag())).pp("proj")))?;
             let cls = match cfg.cls_token {
                 true => Some(Linear::new(prev, st.dim, true, vb.pp(format!("cls_tokens{j}")))?),
                 false => None,

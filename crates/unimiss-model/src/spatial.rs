@@ -1,5 +1,5 @@
 //! Token grids and per-modality modules: the [`Modality`] (defined in `unimiss-ops`) is read
-//! from the input's rank, and every modality-specific module is a [`Switch`] holding one
+//! from the input's rank, and every modality-specific module is a [`PerModality`](crate::PerModality) holding one
 //! instance per modality.
 
 use candle::{Result, Tensor, bail};
@@ -56,22 +56,3 @@ impl std::fmt::Display for Grid {
     }
 }
 
-/// One module per modality; the forward pass picks one with the input's [`Modality`].
-#[derive(Clone, Debug)]
-pub(crate) struct Switch<T> {
-    image: T,
-    volume: T,
-}
-
-impl<T> Switch<T> {
-    pub(crate) fn try_new(mut f: impl FnMut(Modality) -> Result<T>) -> Result<Self> {
-        Ok(Self { image: f(Modality::Image2d)?, volume: f(Modality::Volume3d)? })
-    }
-
-    pub(crate) fn get(&self, s: Modality) -> &T {
-        match s {
-            Modality::Image2d => &self.image,
-            Modality::Volume3d => &self.volume,
-        }
-    }
-}

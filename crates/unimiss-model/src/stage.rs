@@ -11,7 +11,8 @@ use crate::pos_embed;
 use crate::profile::time;
 use unimiss_ops::Modality;
 
-use crate::spatial::{Grid, Switch};
+use crate::spatial::Grid;
+use crate::PerModality;
 
 /// Norm eps and q/kv bias of a network half (encoder: 1e-6 with bias; decoder: 1e-5 without).
 #[derive(Clone, Copy, Debug)]
@@ -26,7 +27,7 @@ pub(crate) const DECODER: Half = Half { eps: 1e-5, qkv_bias: false };
 /// Positional tables (one per modality) and the blocks of one stage.
 #[derive(Clone, Debug)]
 pub(crate) struct Stage {
-    pos: Switch<Tensor>,
+    pos: PerModality<Tensor>,
     blocks: Vec<Block>,
     /// Whether the tables have a class entry (and the tokens a class token).
     cls: bool,
@@ -46,7 +47,7 @@ impl Stage {
         vb_pos: &VarBuilder,
         vb_blocks: VarBuilder,
     ) -> Result<Self> {
-        let pos = Switch::try_new(|s| vb_pos.get_with_hints((1, tokens(s) + cls as usize, st.dim), &pos_key(s), TRUNC_NORMAL_02))?;
+        let pos = PerModality::try_from_fn(|s| vb_pos.get_with_hints((1, tokens(s) + cls as usize, st.dim), &pos_key(s), TRUNC_NORMAL_02))?;
         let blocks = (0..st.depth)
             .map(|j| Block::new(st, half.qkv_bias, half.eps, rates[j], vb_blocks.pp(j)))
             .collect::<Result<Vec<_>>>()?;

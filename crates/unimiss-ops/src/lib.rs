@@ -52,7 +52,7 @@ pub use activation::{gelu, leaky_relu, softmax_last_dim};
 pub use conv::{
     ConvParams, ConvTransposeParams, conv_transpose2d, conv_transpose3d, conv2d, conv3d, set_conv_column_budget,
 };
-pub use modality::Modality;
+pub use modality::{Modality, PerModality};
 pub use linear::linear;
 pub use norm::{instance_norm, layer_norm};
 

@@ -120,3 +120,101 @@ impl FromStr for Modality {
         }
     }
 }
+
+impl Modality {
+    /// The modality whose parameter-name infix ([`Modality::tag`], `2D`/`3D`) `key` contains:
+    /// the parameters only that modality's forward pass uses; `None` for shared ones.
+    pub fn of_param(key: &str) -> Option<Modality> {
+        Modality::ALL.into_iter().find(|m| key.contains(m.tag()))
+    }
+
+    /// The other modality.
+    pub fn other(self) -> Modality {
+        match self {
+            Modality::Image2d => Modality::Volume3d,
+            Modality::Volume3d => Modality::Image2d,
+        }
+    }
+}
+
+/// One value per modality: the workspace's one way to hold a 2D/3D pair (loaders, step counters,
+/// sizes, modules), indexed by [`Modality`].
+///
+/// ```
+/// use unimiss_ops::{Modality, PerModality};
+///
+/// let mut steps = PerModality::splat(0u64);
+/// steps[Modality::Volume3d] += 3;
+/// assert_eq!(steps.iter().map(|(m, n)| format!("{m}:{n}")).collect::<Vec<_>>(), ["2d:0", "3d:3"]);
+/// assert_eq!(steps.map(|n| n * 2)[Modality::Volume3d], 6);
+/// assert_eq!(steps.values().sum::<u64>(), 3);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PerModality<T> {
+    /// The 2D value.
+    pub image2d: T,
+    /// The 3D value.
+    pub volume3d: T,
+}
+
+impl<T> PerModality<T> {
+    /// `f(m)` for each modality, 2D first.
+    pub fn from_fn(mut f: impl FnMut(Modality) -> T) -> Self {
+        Self { image2d: f(Modality::Image2d), volume3d: f(Modality::Volume3d) }
+    }
+
+    /// `f(m)` for each modality, 2D first; the first error stops.
+    pub fn try_from_fn<E>(mut f: impl FnMut(Modality) -> std::result::Result<T, E>) -> std::result::Result<Self, E> {
+        Ok(Self { image2d: f(Modality::Image2d)?, volume3d: f(Modality::Volume3d)? })
+    }
+
+    /// The same value for both.
+    pub fn splat(v: T) -> Self
+    where
+        T: Clone,
+    {
+        Self { image2d: v.clone(), volume3d: v }
+    }
+
+    pub fn get(&self, m: Modality) -> &T {
+        match m {
+            Modality::Image2d => &self.image2d,
+            Modality::Volume3d => &self.volume3d,
+        }
+    }
+
+    pub fn get_mut(&mut self, m: Modality) -> &mut T {
+        match m {
+            Modality::Image2d => &mut self.image2d,
+            Modality::Volume3d => &mut self.volume3d,
+        }
+    }
+
+    /// A value per modality computed from this one's.
+    pub fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> PerModality<U> {
+        PerModality { image2d: f(&self.image2d), volume3d: f(&self.volume3d) }
+    }
+
+    /// `(modality, value)` pairs, 2D first.
+    pub fn iter(&self) -> impl Iterator<Item = (Modality, &T)> {
+        Modality::ALL.into_iter().map(move |m| (m, self.get(m)))
+    }
+
+    /// The values, 2D first.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        [&self.image2d, &self.volume3d].into_iter()
+    }
+}
+
+impl<T> std::ops::Index<Modality> for PerModality<T> {
+    type Output = T;
+    fn index(&self, m: Modality) -> &T {
+        self.get(m)
+    }
+}
+
+impl<T> std::ops::IndexMut<Modality> for PerModality<T> {
+    fn index_mut(&mut self, m: Modality) -> &mut T {
+        self.get_mut(m)
+    }
+}

@@ -8,13 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::Modality;
 
-/// A collapse warning in `log.jsonl`: `{"kind": "warning", …}`.
+/// A collapse warning in `log.jsonl` (`{"kind": "warning", …}` as [`crate::log::Record::Warning`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WarningRecord {
-    pub kind: String,
     pub epoch: usize,
     pub step: u64,
-    pub modality: String,
+    pub modality: Modality,
     pub message: String,
 }
 
@@ -63,7 +62,7 @@ impl CollapseWatch {
         let collapsed = self.steps > 0 && self.near_uniform == self.steps;
         let all = |n: usize| self.measured > 0 && n == self.measured;
         let independent = all(self.no_info) || all(self.parallel);
-        let warning = |message: String| WarningRecord { kind: "warning".into(), epoch, step, modality: modality.name().into(), message };
+        let warning = |message: String| WarningRecord { epoch, step, modality, message };
         let rec = if collapsed {
             Some(warning(format!(
                 "teacher output collapsed to uniform: its per-sample entropy stayed within 1% of ln K = {:.3} for all {} steps of epoch {} ({}; lowest {:.3}); there is nothing to distil (see docs/ssl.md, collapse)",
@@ -100,7 +99,7 @@ mod tests {
             w.observe(&step(h * ln_k, 0.3, Some(0.5)));
         }
         let r = w.finish(3, 30, Modality::Image2d);
-        assert!(r.as_ref().is_some_and(|r| r.kind == "warning" && r.epoch == 3 && r.message.contains("epoch 4")), "{r:?}");
+        assert!(r.as_ref().is_some_and(|r| r.epoch == 3 && r.message.contains("epoch 4")), "{r:?}");
         // one step below 0.99 ln K: no warning; the watch was reset by finish
         for h in [0.995, 0.98, 1.0] {
             w.observe(&step(h * ln_k, 0.3, Some(0.5)));
@@ -112,11 +111,10 @@ mod tests {
 
     fn step(teacher_entropy: f64, teacher_info: f64, feature_cosine: Option<f64>) -> crate::log::StepRecord {
         crate::log::StepRecord {
-            kind: "step".into(),
             step: 1,
             epoch: 0,
             batch: 0,
-            modality: "2d".into(),
+            modality: Modality::Image2d,
             loss: 1.0,
             terms: Default::default(),
             lr: 0.0,

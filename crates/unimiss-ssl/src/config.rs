@@ -8,13 +8,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::anticollapse::Centering;
 use crate::error::{Result, SslError};
+use unimiss_data::OnBadSample;
+use unimiss_model::Arch;
 
 /// Model sizes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelSection {
     /// `tiny` or `small`.
-    pub arch: String,
+    pub arch: Arch,
     pub img_size_2d: usize,
     /// `[D, H, W]`.
     pub img_size_3d: [usize; 3],
@@ -24,7 +26,7 @@ pub struct ModelSection {
 
 impl Default for ModelSection {
     fn default() -> Self {
-        Self { arch: "small".into(), img_size_2d: 224, img_size_3d: [16, 96, 96], out_dim: 65536 }
+        Self { arch: Arch::Small, img_size_2d: 224, img_size_3d: [16, 96, 96], out_dim: 65536 }
     }
 }
 
@@ -132,12 +134,12 @@ pub struct DataSection {
     pub threads: usize,
     pub prefetch: usize,
     /// `fail` or `skip`.
-    pub on_bad_sample: String,
+    pub on_bad_sample: OnBadSample,
 }
 
 impl Default for DataSection {
     fn default() -> Self {
-        Self { manifest: PathBuf::from("data-manifests/sample.tsv"), threads: 2, prefetch: 2, on_bad_sample: "fail".into() }
+        Self { manifest: PathBuf::from("data-manifests/sample.tsv"), threads: 2, prefetch: 2, on_bad_sample: OnBadSample::Fail }
     }
 }
 
@@ -199,8 +201,9 @@ pub struct TrainConfig {
     pub device: String,
     /// Seed of the model initialisation and of the data order/augmentations.
     pub seed: u64,
-    /// Student initial weights (safetensors or `.pth`; empty = random initialisation).
-    pub init: String,
+    /// Student initial weights (safetensors or `.pth`; absent or `""` = random initialisation).
+    #[serde(deserialize_with = "empty_is_none", skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
     /// Stop after this many optimiser steps in total (0 = run every epoch); for tests/benches.
     pub max_steps: u64,
     pub model: ModelSection,
@@ -219,7 +222,7 @@ impl Default for TrainConfig {
             output: PathBuf::from("runs/paper"),
             device: "cpu".into(),
             seed: 0,
-            init: String::new(),
+            init: None,
             max_steps: 0,
             model: ModelSection::default(),
             optim: OptimSection::default(),
@@ -296,14 +299,14 @@ impl TrainConfig {
         if self.guard.max_param_norm_ratio != 0.0 {
             real("guard.max_param_norm_ratio (0 = off)", self.guard.max_param_norm_ratio, 1.0, f64::MAX, true)?;
         }
-        if !matches!(self.data.on_bad_sample.as_str(), "fail" | "skip") {
-            return Err(SslError::Config(format!("data.on_bad_sample must be fail or skip, not {:?}", self.data.on_bad_sample)));
-        }
-        if !matches!(self.model.arch.as_str(), "tiny" | "small") {
-            return Err(SslError::Config(format!("model.arch must be tiny or small, not {:?}", self.model.arch)));
-        }
         Ok(())
     }
+}
+
+/// A path field where `""` (written by builds before it was optional) means none.
+fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<PathBuf>, D::Error> {
+    let p: Option<PathBuf> = Option::deserialize(d)?;
+    Ok(p.filter(|p| !p.as_os_str().is_empty()))
 }
 
 /// `name` must be at least 1.

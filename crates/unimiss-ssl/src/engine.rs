@@ -13,7 +13,7 @@ use crate::error::{Result, SslError};
 use crate::loss::{CenterReduce, DinoLoss, DinoLossConfig};
 use crate::optim::{AdamW, Clip, StepOptions, ema_update};
 use crate::step::{Nets, forward_step};
-use crate::trainer::Collective;
+use crate::process::Collective;
 use crate::Modality;
 
 /// Per-iteration hyper-parameters.
@@ -148,7 +148,12 @@ impl Engine {
             wd: s.wd,
             clip: if s.clip > 0.0 { Clip::PerParam(s.clip) } else { Clip::Off },
             cancel_last_layer: s.cancel_last_layer,
-            freeze_3d: modality == Modality::Image2d,
+            // official: a 2D epoch sets `requires_grad = False` on the 3D-only modules; a 3D epoch
+            // freezes nothing (the 2D-only modules just get no gradient)
+            frozen: match modality {
+                Modality::Image2d => Some(Modality::Volume3d),
+                Modality::Volume3d => None,
+            },
             set_to_none: s.set_to_none,
         };
         time("step: clipping + AdamW", || self.optim.step(&grads, &opts))?;

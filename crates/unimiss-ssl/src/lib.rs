@@ -53,8 +53,9 @@ pub mod monitor;
 pub mod optim;
 pub mod plot;
 pub mod process;
-mod progress;
+pub mod progress;
 pub mod rundir;
+pub mod runloop;
 pub mod schedule;
 pub mod step;
 pub mod tensorboard;
@@ -65,4 +66,4 @@ pub use error::{Result, SslError};
 pub use trainer::{Collective, RunSummary, Trainer};
 
 /// The modality of an epoch: the workspace's one 2D/3D type (defined in `unimiss-ops`).
-pub use unimiss_ops::Modality;
+pub use unimiss_ops::{Modality, PerModality};

@@ -10,17 +10,18 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
 
+use crate::collapse::WarningRecord;
 use crate::error::{Result, SslError, io_err};
+use crate::monitor::KnnRecord;
+use crate::Modality;
 
 /// One pretraining optimiser step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
-    pub kind: String,
     pub step: u64,
     pub epoch: usize,
     pub batch: usize,
-    /// `"2d"` or `"3d"`.
-    pub modality: String,
+    pub modality: Modality,
     /// The total loss (3D: the sum of the four terms).
     pub loss: f64,
     /// Every term: `dino` (2D) or `vv`, `sv`, `ss`, `vs` (3D).
@@ -50,12 +51,11 @@ pub struct StepRecord {
 /// One finished pretraining epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
-    pub kind: String,
     pub epoch: usize,
     /// Optimiser steps done at the end of the epoch.
     #[serde(default)]
     pub step: u64,
-    pub modality: String,
+    pub modality: Modality,
     pub steps: usize,
     pub loss_mean: f64,
     pub terms_mean: BTreeMap<String, f64>,
@@ -81,7 +81,6 @@ pub struct EpochRecord {
 /// One fine-tuning optimiser step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskStepRecord {
-    pub kind: String,
     pub step: u64,
     pub epoch: usize,
     pub loss: f64,
@@ -93,10 +92,17 @@ pub struct TaskStepRecord {
     pub rss_mb: f64,
 }
 
+/// A line of a fine-tuning log, tagged by its `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TaskRecord {
+    Step(TaskStepRecord),
+    Epoch(TaskEpochRecord),
+}
+
 /// One finished fine-tuning epoch with its validation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskEpochRecord {
-    pub kind: String,
     pub epoch: usize,
     /// Optimiser steps done at the end of the epoch.
     pub step: u64,
@@ -109,12 +115,16 @@ pub struct TaskEpochRecord {
     pub seconds: f64,
 }
 
-/// Kinds of pretraining log lines.
+/// A line of a pretraining log, tagged by its `kind`: `{"kind": "step", …}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Record {
     Step(StepRecord),
     Epoch(EpochRecord),
+    /// The kNN monitor ([`crate::monitor`]).
+    Knn(KnnRecord),
+    /// The collapse watch ([`crate::collapse`]).
+    Warning(WarningRecord),
 }
 
 /// Resident set size of this process in MB (`/proc/self/status` VmRSS), 0 where unavailable.

@@ -22,11 +22,9 @@ use std::path::{Path, PathBuf};
 
 use candle::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
-use unimiss_data::augment::kernels::{Taps, resample_plane};
-use unimiss_data::augment::view3d::HU_SCALE;
-use unimiss_data::{Manifest, read_image, read_nifti};
+use unimiss_data::Manifest;
+pub use unimiss_data::eval_input::{eval_input_2d, eval_input_3d};
 use unimiss_model::Mit;
-use unimiss_ops::interp::{Resize, interpolate_trilinear3d};
 
 use crate::Modality;
 use crate::error::{Result, SslError};
@@ -70,16 +68,14 @@ impl EvalSection {
     }
 }
 
-/// One kNN evaluation in `log.jsonl`: `{"kind": "knn", …}`.
+/// One kNN evaluation in `log.jsonl` (`{"kind": "knn", …}` as [`crate::log::Record::Knn`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KnnRecord {
-    pub kind: String,
     /// 0-based epoch after which it ran.
     pub epoch: usize,
     /// Global optimiser steps done.
     pub step: u64,
-    /// `"2d"` or `"3d"`.
-    pub modality: String,
+    pub modality: Modality,
     pub accuracy: f64,
     /// Neighbours used.
     pub k: usize,
@@ -149,27 +145,6 @@ fn class_indices(labels: &[String]) -> (Vec<usize>, Vec<String>) {
     (idx, classes)
 }
 
-/// One 2D sample: `[3, size, size]` in [0, 1].
-pub fn eval_input_2d(path: &Path, size: usize) -> Result<Vec<f32>> {
-    let img = read_image(path)?;
-    let (tx, ty) = (Taps::pil_bicubic(img.width, size), Taps::pil_bicubic(img.height, size));
-    let mut out = Vec::with_capacity(3 * size * size);
-    for c in 0..3 {
-        let plane = resample_plane(img.rgb_plane(c), img.width, (0, img.height), 0, &tx, &ty, img.width);
-        out.extend(plane.into_iter().map(|v| v.clamp(0.0, 1.0)));
-    }
-    Ok(out)
-}
-
-/// One 3D sample: `[1, D, H, W]` = HU / 1024 resized trilinearly to `size`.
-pub fn eval_input_3d(path: &Path, size: [usize; 3]) -> Result<Tensor> {
-    let vol = read_nifti(path)?;
-    let [d, h, w] = vol.dims;
-    let x = Tensor::from_vec(vol.data.iter().map(|v| v / HU_SCALE).collect::<Vec<f32>>(), (1, 1, d, h, w), &Device::Cpu)?;
-    let y = interpolate_trilinear3d(&x, Resize::Size(size[0]), Resize::Size(size[1]), Resize::Size(size[2]))?;
-    Ok(y.squeeze(0)?)
-}
-
 impl EvalSet {
     /// Reads and preprocesses every labelled sample of `manifest`. A modality with fewer than
     /// two samples or a single class is left out (nothing to classify); a manifest with no
@@ -236,10 +211,9 @@ impl EvalSet {
             .evaluate(backbone, params)?
             .into_iter()
             .map(|g| KnnRecord {
-                kind: "knn".into(),
                 epoch,
                 step,
-                modality: g.modality.name().into(),
+                modality: g.modality,
                 accuracy: g.knn.accuracy,
                 k: g.knn.k,
                 n: g.knn.n,

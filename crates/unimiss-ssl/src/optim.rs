@@ -40,10 +40,6 @@ pub fn is_never_trained(name: &str) -> bool {
     name.ends_with("last_layer.weight_g")
 }
 
-/// True for 3D-only parameters (their key contains `3D`), frozen in 2D epochs.
-pub fn is_3d_only(name: &str) -> bool {
-    name.contains(crate::Modality::Volume3d.tag())
-}
 
 /// Which parameters weight decay applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,8 +93,10 @@ pub struct StepOptions {
     pub clip: Clip,
     /// `epoch < freeze_last_layer`: drop the gradients of `*last_layer*` parameters.
     pub cancel_last_layer: bool,
-    /// 2D epoch: 3D-only parameters have `requires_grad = False`.
-    pub freeze_3d: bool,
+    /// The modality whose own parameters ([`Modality::of_param`](crate::Modality::of_param))
+    /// have `requires_grad = False` this step: the 3D ones in a 2D epoch (official); `None` in a
+    /// 3D epoch and in fine-tuning.
+    pub frozen: Option<crate::Modality>,
     /// Fix §8.3: `zero_grad(set_to_none=True)` semantics, so parameters without a gradient this
     /// step are not touched at all.
     pub set_to_none: bool,
@@ -185,7 +183,7 @@ impl AdamW {
             }
         }
         for p in &mut self.params {
-            let frozen = o.freeze_3d && is_3d_only(&p.name);
+            let frozen = o.frozen.is_some_and(|m| crate::Modality::of_param(&p.name) == Some(m));
             let fresh = if frozen { None } else { grads.get(&p.name) };
             // `None` = no .grad (skipped); `Some(None)` = the leftover zero tensor.
             let mut grad: Option<Option<Tensor>> = match fresh {

@@ -7,47 +7,47 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::Modality;
+use crate::{Modality, PerModality};
 
-/// A bar over the steps of a run, or nothing (`enabled = false`, e.g. non-zero ranks).
-pub struct Progress {
+/// A bar over the steps of a run, or nothing (`enabled = false`, e.g. non-zero ranks); with a
+/// line sink ([`Progress::lines`]) no bar, and every line goes to the sink.
+pub struct Progress<'a> {
     bar: ProgressBar,
     enabled: bool,
-    /// Steps left per modality (2D, 3D).
-    left: [u64; 2],
+    /// Steps left per modality.
+    left: PerModality<u64>,
     /// Seconds and steps timed per modality (the first step of a run, which includes warm-up, is not).
-    timed: [(f64, u64); 2],
+    timed: PerModality<(f64, u64)>,
     last: Option<Instant>,
+    sink: Option<Box<dyn FnMut(&str) + 'a>>,
 }
 
-fn idx(m: Modality) -> usize {
-    match m {
-        Modality::Image2d => 0,
-        Modality::Volume3d => 1,
-    }
-}
-
-impl Progress {
-    /// `left`: the steps left in the run per modality, 2D then 3D.
-    pub fn new(left: [u64; 2], enabled: bool) -> Self {
-        let total = left[0] + left[1];
+impl<'a> Progress<'a> {
+    /// `left`: the steps left in the run per modality.
+    pub fn new(left: PerModality<u64>, enabled: bool) -> Self {
+        let total = left.values().sum();
         let bar = if enabled { ProgressBar::new(total) } else { ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden()) };
         if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps, {per_sec}, {msg}") {
             bar.set_style(style.progress_chars("=> "));
         }
-        Self { bar, enabled, left, timed: [(0.0, 0); 2], last: None }
+        Self { bar, enabled, left, timed: PerModality::default(), last: None, sink: None }
+    }
+
+    /// No bar: every line goes to `sink` (e.g. a caller that prefixes and prints them, or a
+    /// test that drops them).
+    pub fn lines(left: PerModality<u64>, sink: impl FnMut(&str) + 'a) -> Self {
+        Self { sink: Some(Box::new(sink)), ..Self::new(left, false) }
     }
 
     /// One step of `modality` done.
     pub fn step(&mut self, modality: Modality, msg: &str) {
         let now = Instant::now();
-        let i = idx(modality);
         if let Some(t) = self.last {
-            self.timed[i].0 += now.duration_since(t).as_secs_f64();
-            self.timed[i].1 += 1;
+            self.timed[modality].0 += now.duration_since(t).as_secs_f64();
+            self.timed[modality].1 += 1;
         }
         self.last = Some(now);
-        self.left[i] = self.left[i].saturating_sub(1);
+        self.left[modality] = self.left[modality].saturating_sub(1);
         self.bar.set_message(format!("ETA {}, {msg}", self.eta()));
         self.bar.inc(1);
     }
@@ -57,15 +57,14 @@ impl Progress {
     pub fn eta(&self) -> String {
         let mut secs = 0.0;
         let mut untimed = Vec::new();
-        for (i, name) in ["2D", "3D"].iter().enumerate() {
-            let (s, n) = self.timed[i];
-            if self.left[i] == 0 {
+        for (m, &(s, n)) in self.timed.iter() {
+            if self.left[m] == 0 {
                 continue;
             }
             if n == 0 {
-                untimed.push(*name);
+                untimed.push(m.tag());
             } else {
-                secs += self.left[i] as f64 * s / n as f64;
+                secs += self.left[m] as f64 * s / n as f64;
             }
         }
         let t = secs.round() as u64;
@@ -74,7 +73,11 @@ impl Progress {
     }
 
     /// A line above the bar; with no terminal, a plain stderr line with the position and ETA.
-    pub fn line(&self, msg: &str) {
+    pub fn line(&mut self, msg: &str) {
+        if let Some(sink) = self.sink.as_mut() {
+            sink(msg);
+            return;
+        }
         if !self.enabled {
             return;
         }
@@ -98,13 +101,14 @@ mod tests {
 
     #[test]
     fn eta_counts_each_modality_at_its_own_pace() {
-        let mut p = Progress::new([3, 2], false);
-        p.timed = [(2.0, 2), (0.0, 0)];
-        p.left = [1, 2];
+        let per = |image2d, volume3d| PerModality { image2d, volume3d };
+        let mut p = Progress::new(per(3, 2), false);
+        p.timed = PerModality { image2d: (2.0, 2), volume3d: (0.0, 0) };
+        p.left = per(1, 2);
         assert_eq!(p.eta(), "≥ 1s (3D steps not timed yet)");
-        p.timed[1] = (8.0, 2); // 4 s per 3D step
+        p.timed[Modality::Volume3d] = (8.0, 2); // 4 s per 3D step
         assert_eq!(p.eta(), "9s");
-        p.left = [0, 20];
+        p.left = per(0, 20);
         assert_eq!(p.eta(), "1m 20s");
     }
 }

@@ -2,7 +2,7 @@
 //! and the official iteration-index arithmetic (reference §3.4, §7.7, §8.2).
 
 use crate::error::{Result, SslError};
-use crate::Modality;
+use crate::{Modality, PerModality};
 
 /// `np.linspace(start, stop, num)` with its exact arithmetic: `start + i·step`, the last value
 /// set to `stop`.
@@ -83,18 +83,18 @@ pub enum Indexing {
     /// Official: arrays of `epochs·N3D` values, indexed by `N_cur·epoch + i` where `N_cur` is the
     /// *number of samples* of the current modality's dataset (reference §3.4). Past the end is an
     /// error, as the official IndexError.
-    Official { n_2d: usize, n_3d: usize },
+    Official(PerModality<usize>),
     /// Fix §8.2: one set of arrays per modality with `niter_per_ep` = batches per epoch of that
     /// modality, indexed by `batches·epoch + i` (per-iteration schedules, as UniMiSS+).
-    PerBatch { batches_2d: usize, batches_3d: usize },
+    PerBatch(PerModality<usize>),
 }
 
 /// The lr/wd/momentum schedules of a run.
 #[derive(Debug, Clone)]
 pub struct Schedules {
     indexing: Indexing,
-    /// `[lr, wd, momentum]` arrays; index 0 = official or 2D, index 1 = 3D (PerBatch only).
-    arrays: Vec<[Vec<f64>; 3]>,
+    /// `[lr, wd, momentum]` arrays per modality (official: both are the one set of `N3D` arrays).
+    arrays: PerModality<[Vec<f64>; 3]>,
 }
 
 /// The schedule parameters (reference §3.1).
@@ -122,40 +122,32 @@ impl Schedules {
             ]
         };
         let arrays = match &indexing {
-            Indexing::Official { n_3d, .. } => vec![build(*n_3d)],
-            Indexing::PerBatch { batches_2d, batches_3d } => {
-                vec![build(*batches_2d), build(*batches_3d)]
-            }
+            Indexing::Official(n) => PerModality::splat(build(n[Modality::Volume3d])),
+            Indexing::PerBatch(batches) => batches.map(|&b| build(b)),
         };
         Self { indexing, arrays }
     }
 
+    /// The per-epoch stride of each modality's index: samples (official) or batches (fix §8.2).
+    fn per_epoch(&self) -> &PerModality<usize> {
+        match &self.indexing {
+            Indexing::Official(n) | Indexing::PerBatch(n) => n,
+        }
+    }
+
     /// The index into the arrays for batch `i` of `epoch` (official: `N_cur·epoch + i`).
     pub fn index(&self, modality: Modality, epoch: usize, i: usize) -> usize {
-        match (&self.indexing, modality) {
-            (Indexing::Official { n_2d, .. }, Modality::Image2d) => n_2d * epoch + i,
-            (Indexing::Official { n_3d, .. }, Modality::Volume3d) => n_3d * epoch + i,
-            (Indexing::PerBatch { batches_2d, .. }, Modality::Image2d) => batches_2d * epoch + i,
-            (Indexing::PerBatch { batches_3d, .. }, Modality::Volume3d) => batches_3d * epoch + i,
-        }
+        self.per_epoch()[modality] * epoch + i
     }
 
     /// lr, wd and momentum for batch `i` of `epoch`, or [`SslError::ScheduleOverflow`].
     pub fn at(&self, modality: Modality, epoch: usize, i: usize) -> Result<ScheduleValues> {
         let index = self.index(modality, epoch, i);
-        let arr = match (&self.indexing, modality) {
-            (Indexing::PerBatch { .. }, Modality::Volume3d) => &self.arrays[1],
-            _ => &self.arrays[0],
-        };
+        let arr = &self.arrays[modality];
         let len = arr[0].len();
         if index >= len {
-            let (n_cur, n_3d) = match &self.indexing {
-                Indexing::Official { n_2d, n_3d } => match modality {
-                    Modality::Image2d => (*n_2d, *n_3d),
-                    Modality::Volume3d => (*n_3d, *n_3d),
-                },
-                Indexing::PerBatch { batches_2d, batches_3d } => (*batches_2d, *batches_3d),
-            };
+            let n = self.per_epoch();
+            let (n_cur, n_3d) = (n[modality], n[Modality::Volume3d]);
             return Err(SslError::ScheduleOverflow {
                 index,
                 len,
@@ -193,11 +185,11 @@ mod tests {
             momentum_teacher_end: 1.0,
         };
         // 2D dataset larger than 3D: epoch 3 of 2D reads 10·3 = 30 >= 4·6 = 24.
-        let s = Schedules::new(&p, Indexing::Official { n_2d: 10, n_3d: 6 });
+        let s = Schedules::new(&p, Indexing::Official(PerModality { image2d: 10, volume3d: 6 }));
         assert!(s.at(Modality::Image2d, 2, 0).is_ok());
         let err = s.at(Modality::Image2d, 3, 0);
         assert!(matches!(err, Err(SslError::ScheduleOverflow { index: 30, len: 24, .. })));
-        let fixed = Schedules::new(&p, Indexing::PerBatch { batches_2d: 5, batches_3d: 3 });
+        let fixed = Schedules::new(&p, Indexing::PerBatch(PerModality { image2d: 5, volume3d: 3 }));
         let v = fixed.at(Modality::Image2d, 3, 4);
         assert!(v.is_ok());
         assert_eq!(fixed.index(Modality::Volume3d, 3, 2), 11);

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use unimiss_model::Arch;
+use unimiss_model::checkpoint::Which;
 use unimiss_ssl::schedule::poly;
 
 use crate::error::{Result, TaskError};
@@ -37,7 +39,7 @@ pub enum FinishedKeep {
 #[serde(default, deny_unknown_fields)]
 pub struct FinetuneConfig {
     /// `tiny` or `small` (official: small).
-    pub arch: String,
+    pub arch: Arch,
     /// Square 2D input side.
     pub input_2d: usize,
     /// 3D input `[D, H, W]`.
@@ -64,7 +66,7 @@ pub struct FinetuneConfig {
     /// 2D classification test: ten-crop × flips as the official CXR test.
     pub tta_2d: bool,
     /// Which pretrained state_dict to read (`student`, as official, or `teacher`).
-    pub which: String,
+    pub which: Which,
     /// Newest checkpoints kept while the run goes (at least 1; each is written atomically).
     pub keep_checkpoints: usize,
     /// What the run keeps once it has finished ([`FinishedKeep`]).
@@ -73,7 +75,7 @@ pub struct FinetuneConfig {
 
 impl Default for FinetuneConfig {
     fn default() -> Self {
-        Self::official(Task::Cls2d)
+        Self::official(Task::CLS2D)
     }
 }
 
@@ -81,7 +83,7 @@ impl FinetuneConfig {
     /// The official hyper-parameters of `task` (reference §5.1–§5.4).
     pub fn official(task: Task) -> Self {
         let base = Self {
-            arch: "small".into(),
+            arch: Arch::Small,
             input_2d: 224,
             input_3d: [64, 128, 128],
             batch_size: 8,
@@ -98,13 +100,13 @@ impl FinetuneConfig {
             sw_step: 0.5,
             sw_mirror: true,
             tta_2d: true,
-            which: "student".into(),
+            which: Which::Student,
             keep_checkpoints: 2,
             finished_keep: FinishedKeep::Checkpoint,
         };
         match task {
-            Task::Cls3d => base,
-            Task::Seg3d => Self {
+            Task::CLS3D => base,
+            Task::SEG3D => Self {
                 input_3d: [48, 192, 192],
                 batch_size: 2,
                 epochs: 100,
@@ -116,8 +118,8 @@ impl FinetuneConfig {
                 patience: 0,
                 ..base
             },
-            Task::Cls2d => Self { batch_size: 32, epochs: 30, lr: 1e-4, weight_decay: 3e-5, schedule: Schedule::PolyIter, patience: 0, ..base },
-            Task::Seg2d => Self {
+            Task::CLS2D => Self { batch_size: 32, epochs: 30, lr: 1e-4, weight_decay: 3e-5, schedule: Schedule::PolyIter, patience: 0, ..base },
+            Task::SEG2D => Self {
                 batch_size: 32,
                 epochs: 200,
                 lr: 1e-4,
@@ -134,7 +136,7 @@ impl FinetuneConfig {
     /// epochs); optimiser settings as official except a larger learning rate for the short run.
     pub fn ci(task: Task) -> Self {
         Self {
-            arch: "tiny".into(),
+            arch: Arch::Tiny,
             input_2d: 64,
             input_3d: [32, 64, 64],
             batch_size: 4,
@@ -242,12 +244,6 @@ impl FinetuneConfig {
         real("adam_eps", self.adam_eps, 0.0, f64::MAX, false)?;
         real("clip_global_norm", self.clip_global_norm, 0.0, f64::MAX, true)?;
         real("sw_step", self.sw_step, 0.0, 1.0, false)?;
-        if !matches!(self.arch.as_str(), "tiny" | "small") {
-            return Err(TaskError::Invalid(format!("arch must be tiny or small, not {:?}", self.arch)));
-        }
-        if self.which != "student" && self.which != "teacher" {
-            return Err(TaskError::Invalid(format!("which = {:?}: expected student or teacher", self.which)));
-        }
         Ok(())
     }
 

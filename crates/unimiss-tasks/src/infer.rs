@@ -32,7 +32,7 @@ fn softmax_rows(logits: &Tensor) -> Result<Vec<Vec<f64>>> {
 /// Class probabilities of the samples at `paths`, `batch` at a time.
 pub fn predict_probs(net: &ClsNet, task: Task, paths: &[&Path], cfg: &FinetuneConfig, tta: bool, dev: &Device) -> Result<Vec<Vec<f64>>> {
     let mut out = Vec::with_capacity(paths.len());
-    if tta && task == Task::Cls2d {
+    if tta && task == Task::CLS2D {
         for p in paths {
             out.push(ten_crop_probs(net, p, cfg, dev)?);
         }

@@ -40,15 +40,15 @@ fn is_nifti(p: &Path) -> bool {
 
 /// Whether a PNG/JPEG holds at most two distinct grey values.
 fn is_binary_image(p: &Path) -> Result<bool> {
-    let img = image::open(p).map_err(|e| TaskError::file(p, format!("cannot read image: {e}")))?.into_luma8();
-    let mut seen = [false; 256];
-    let mut distinct = 0;
-    for px in img.pixels() {
-        let v = px.0[0] as usize;
-        if !seen[v] {
-            seen[v] = true;
-            distinct += 1;
-            if distinct > 2 {
+    let img = unimiss_data::read_image(p)?;
+    // distinct pixel values (all channels of a pixel together), stopping at the third
+    let plane = img.width * img.height;
+    let mut seen: Vec<Vec<u32>> = Vec::with_capacity(3);
+    for i in 0..plane {
+        let px: Vec<u32> = (0..img.channels).map(|c| img.data[c * plane + i].to_bits()).collect();
+        if !seen.contains(&px) {
+            seen.push(px);
+            if seen.len() > 2 {
                 return Ok(false);
             }
         }

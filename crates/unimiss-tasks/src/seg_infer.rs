@@ -15,7 +15,6 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use candle::{DType, Device, Tensor};
-use serde_json::{Value, json};
 use unimiss_data::nifti::{Datatype, OutputType, read_nifti_image};
 use unimiss_model::Modality;
 
@@ -23,9 +22,9 @@ use crate::config::FinetuneConfig;
 use crate::dataset::{load_image_native, load_label_volume, load_masks_2d, load_volume_native};
 use crate::error::{Result, TaskError};
 use crate::labelled::{LabelledManifest, LabelledSample};
-use crate::metrics::segmentation::{SegCase, SegMetricOptions, segmentation_case, segmentation_report};
+use crate::metrics::segmentation::{SegCase, SegMetricOptions, SegSummary, segmentation_case, segmentation_report};
 use crate::nets::{SegNet, Task};
-use crate::phantoms::{write_png, write_volume};
+use unimiss_data::write::{write_png, write_volume};
 use crate::segment::patch_size;
 use crate::sliding::SlidingWindow;
 
@@ -174,19 +173,37 @@ pub fn mean_dice(cases: &[SegCase]) -> f64 {
 /// The evaluation report: `dice_mean`, `dice`, `jaccard_mean`, `jaccard`, `hd95_mean`, `hd95`
 /// (per class), `hd95_unit` (`mm` in 3D, `px` in 2D), `hd95_null_count`, the sliding-window
 /// settings under `inference`, and per-case rows under `cases`.
-pub fn seg_report(net: &SegNet, task: Task, classes: &[String], m: &LabelledManifest, cfg: &FinetuneConfig, dev: &Device) -> Result<Value> {
+pub fn seg_report(net: &SegNet, task: Task, classes: &[String], m: &LabelledManifest, cfg: &FinetuneConfig, dev: &Device) -> Result<SegEvaluation> {
     let cases = seg_cases(net, task, m, classes.len(), cfg, dev)?;
-    let names = match task.modality() {
-        Modality::Volume3d => classes.get(1..).unwrap_or(&[]),
-        Modality::Image2d => classes,
+    let (names, hd95_unit) = match task.modality() {
+        Modality::Volume3d => (classes.get(1..).unwrap_or(&[]), "mm"),
+        Modality::Image2d => (classes, "px"),
     };
-    let mut report = segmentation_report(names, &cases)?;
-    if let Value::Object(map) = &mut report {
-        let sw = sliding_window(task, cfg);
-        map.insert("hd95_unit".into(), json!(if task.modality() == Modality::Volume3d { "mm" } else { "px" }));
-        map.insert("inference".into(), json!({"patch": sw.patch, "step": sw.step, "gaussian": sw.gaussian, "mirror": sw.mirror}));
-    }
-    Ok(report)
+    let sw = sliding_window(task, cfg);
+    Ok(SegEvaluation {
+        summary: segmentation_report(names, &cases)?,
+        hd95_unit,
+        inference: InferenceSettings { patch: sw.patch, step: sw.step, gaussian: sw.gaussian, mirror: sw.mirror },
+    })
+}
+
+/// A segmentation evaluation: the metrics ([`SegSummary`]), the unit of HD95 (`mm` in 3D,
+/// `px` in 2D) and the sliding-window settings it was predicted with.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SegEvaluation {
+    #[serde(flatten)]
+    pub summary: SegSummary,
+    pub hd95_unit: &'static str,
+    pub inference: InferenceSettings,
+}
+
+/// The sliding-window settings of a segmentation evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct InferenceSettings {
+    pub patch: [usize; 3],
+    pub step: f64,
+    pub gaussian: bool,
+    pub mirror: bool,
 }
 
 /// The files the prediction of `path` is written to under `out`, named as predictions so they

@@ -31,8 +31,8 @@ pub fn seg_channels(task: Task, m: &LabelledManifest, origin: &Path) -> Result<V
     if let Some(s) = m.samples.iter().find(|s| s.masks.is_empty() || s.masks.len() != masks) {
         return Err(TaskError::file(origin, format!("{}: every sample needs the same number of mask columns ({masks})", s.sample.path.display())));
     }
-    match task {
-        Task::Seg3d => {
+    match task.modality() {
+        Modality::Volume3d => {
             if masks != 1 {
                 return Err(TaskError::file(origin, "seg3d needs exactly one label-map column"));
             }
@@ -41,7 +41,7 @@ pub fn seg_channels(task: Task, m: &LabelledManifest, origin: &Path) -> Result<V
             }
             Ok(m.classes.clone())
         }
-        _ => {
+        Modality::Image2d => {
             if !m.classes.is_empty() && m.classes.len() != masks {
                 return Err(TaskError::file(origin, format!("#classes= names {} labels but samples have {masks} masks", m.classes.len())));
             }
@@ -63,13 +63,13 @@ pub fn patch_size(task: Task, cfg: &FinetuneConfig) -> [usize; 3] {
 pub fn seg_pair(task: Task, s: &LabelledSample, classes: usize) -> Result<SampleArrays> {
     let p = &s.sample.path;
     let mask0 = s.masks.first().ok_or_else(|| TaskError::file(p, "the sample has no mask column"))?;
-    match task {
-        Task::Seg3d => {
+    match task.modality() {
+        Modality::Volume3d => {
             let (x, dims, spacing) = load_volume_native(p)?;
             let y = load_label_volume(mask0, dims, spacing, dims, classes)?;
             Ok(SampleArrays { image: x, image_channels: 1, target: y.into_iter().map(|v| v as f32).collect(), target_channels: 1, dims, labels: true })
         }
-        _ => {
+        Modality::Image2d => {
             let (x, [h, w]) = load_image_native(p)?;
             let masks = load_masks_2d(&s.masks, p, [h, w])?;
             let target = masks.iter().flat_map(|m| m.iter().map(|&b| b as u8 as f32)).collect();
@@ -80,9 +80,9 @@ pub fn seg_pair(task: Task, s: &LabelledSample, classes: usize) -> Result<Sample
 
 fn input_shape(task: Task, a: &SampleArrays) -> Vec<usize> {
     let [d, h, w] = a.dims;
-    match task {
-        Task::Seg3d => vec![a.image_channels, d, h, w],
-        _ => vec![a.image_channels, h, w],
+    match task.modality() {
+        Modality::Volume3d => vec![a.image_channels, d, h, w],
+        Modality::Image2d => vec![a.image_channels, h, w],
     }
 }
 
@@ -120,9 +120,9 @@ pub fn seg_batch(
         let shape = input_shape(task, &a);
         let [d, h, w] = a.dims;
         xs.push(Tensor::from_vec(a.image, shape, dev)?);
-        ys.push(match task {
-            Task::Seg3d => Tensor::from_vec(a.target.iter().map(|&v| v as u32).collect::<Vec<u32>>(), (d, h, w), dev)?,
-            _ => Tensor::from_vec(a.target, (a.target_channels, h, w), dev)?,
+        ys.push(match task.modality() {
+            Modality::Volume3d => Tensor::from_vec(a.target.iter().map(|&v| v as u32).collect::<Vec<u32>>(), (d, h, w), dev)?,
+            Modality::Image2d => Tensor::from_vec(a.target, (a.target_channels, h, w), dev)?,
         });
     }
     Ok((Tensor::stack(&xs, 0)?, Tensor::stack(&ys, 0)?))
@@ -131,8 +131,8 @@ pub fn seg_batch(
 /// The training loss of a batch.
 pub fn seg_loss(net: &SegNet, task: Task, x: &Tensor, y: &Tensor, cfg: &FinetuneConfig) -> Result<Tensor> {
     let outs = net.forward_t(x, true)?;
-    match task {
-        Task::Seg3d => deep_supervision(&outs, y, dice_ce),
-        _ => bce_dice(&outs[0], y, cfg.dice_term),
+    match task.modality() {
+        Modality::Volume3d => deep_supervision(&outs, y, dice_ce),
+        Modality::Image2d => bce_dice(&outs[0], y, cfg.dice_term),
     }
 }

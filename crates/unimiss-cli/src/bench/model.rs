@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use candle::{DType, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use unimiss_model::{Arch, Mit, MitConfig, profile};
+use unimiss_model::{Arch, Mit, MitConfig, Modality, profile};
 
 use super::{Baseline, GEMM_CEILING_GFLOPS, emit_result, peak_rss_mb, run_worker, side_by_side, side_by_side_header, time_ms};
 
@@ -31,7 +31,7 @@ pub struct Args {
     arch: Vec<Arch>,
     /// Inputs (2d, 3d).
     #[arg(long, value_delimiter = ',', default_value = "2d,3d")]
-    modality: Vec<String>,
+    modality: Vec<Modality>,
     /// Timed iterations per workload (median reported).
     #[arg(long, default_value_t = 5)]
     iters: usize,
@@ -50,20 +50,12 @@ pub struct Args {
 }
 
 /// Forward GFLOP (baselines.md, PyTorch flop counter).
-fn forward_gflop(arch: Arch, volumetric: bool) -> f64 {
-    match (arch, volumetric) {
-        (Arch::Tiny, false) => 10.5,
-        (Arch::Tiny, true) => 5.8,
-        (Arch::Small, false) => 27.8,
-        (Arch::Small, true) => 10.7,
-    }
-}
-
-fn volumetric(m: &str) -> anyhow::Result<bool> {
-    match m {
-        "2d" => Ok(false),
-        "3d" => Ok(true),
-        other => bail!("--modality {other}: expected 2d or 3d"),
+fn forward_gflop(arch: Arch, m: Modality) -> f64 {
+    match (arch, m) {
+        (Arch::Tiny, Modality::Image2d) => 10.5,
+        (Arch::Tiny, Modality::Volume3d) => 5.8,
+        (Arch::Small, Modality::Image2d) => 27.8,
+        (Arch::Small, Modality::Volume3d) => 10.7,
     }
 }
 
@@ -84,7 +76,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for arch in &args.arch {
         for m in &args.modality {
-            volumetric(m)?;
             let r = run_worker(&format!("{arch}:{m}"))?;
             rows.extend(r.as_array().cloned().context("worker result is not a list")?);
         }
@@ -110,7 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn worker(args: &Args, spec: &str) -> anyhow::Result<()> {
     let (arch, m) = spec.split_once(':').with_context(|| format!("--worker {spec}: expected ARCH:MOD"))?;
-    let (arch, volumetric): (Arch, bool) = (arch.parse()?, volumetric(m)?);
+    let (arch, m): (Arch, Modality) = (arch.parse()?, m.parse().map_err(anyhow::Error::msg)?);
     let dev = unimiss_ssl::trainer::parse_device(&args.device)?;
     let cfg = MitConfig::preset(arch);
     let vm = VarMap::new();
@@ -121,10 +112,9 @@ fn worker(args: &Args, spec: &str) -> anyhow::Result<()> {
         data.iter().map(|(k, v)| (k.clone(), v.as_tensor().detach())).collect()
     };
     let eval_model = Mit::new(&cfg, VarBuilder::from_tensors(frozen, DType::F32, &dev).pp("backbone"))?;
-    let (x, label) = if volumetric {
-        (Tensor::randn(0f32, 1.0, (2, 1, 16, 96, 96), &dev)?, "2×1×16×96²")
-    } else {
-        (Tensor::rand(0f32, 1.0, (4, 3, 224, 224), &dev)?, "4×3×224²")
+    let (x, label) = match m {
+        Modality::Volume3d => (Tensor::randn(0f32, 1.0, (2, 1, 16, 96, 96), &dev)?, "2×1×16×96²"),
+        Modality::Image2d => (Tensor::rand(0f32, 1.0, (4, 3, 224, 224), &dev)?, "4×3×224²"),
     };
     let w = Tensor::randn(0f32, 1.0, (x.dim(0)?, cfg.out_dim()), &dev)?;
     let fwd = time_ms(args.iters, args.warmup, &dev, || {
@@ -138,7 +128,7 @@ fn worker(args: &Args, spec: &str) -> anyhow::Result<()> {
         Ok(())
     })?;
     let rss = peak_rss_mb();
-    let gflop = forward_gflop(arch, volumetric);
+    let gflop = forward_gflop(arch, m);
     let mut rows = Vec::new();
     for (kind, (ms, min, max), flop, peak) in [("forward", fwd, gflop, fwd_rss), ("forward+backward", fwdbwd, 3.0 * gflop, rss)] {
         let rate = flop / (ms / 1e3);

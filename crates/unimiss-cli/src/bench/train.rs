@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use candle::Tensor;
 use unimiss_model::{Arch, HeadConfig, MitConfig, profile};
 use unimiss_ssl::Modality;
@@ -33,7 +33,7 @@ pub struct Args {
     arch: Vec<Arch>,
     /// Modalities (2d, 3d).
     #[arg(long, value_delimiter = ',', default_value = "2d,3d")]
-    modality: Vec<String>,
+    modality: Vec<Modality>,
     /// Timed steps per workload (median reported).
     #[arg(long, default_value_t = 3)]
     iters: usize,
@@ -51,13 +51,6 @@ pub struct Args {
     worker: Option<String>,
 }
 
-fn modality(s: &str) -> anyhow::Result<Modality> {
-    match s {
-        "2d" => Ok(Modality::Image2d),
-        "3d" => Ok(Modality::Volume3d),
-        other => bail!("--modality {other}: expected 2d or 3d"),
-    }
-}
 
 /// GFLOP of one training step: 4 × the backbone forward of both views (teacher forward, student
 /// forward, backward ≈ 2 forwards), from the PyTorch flop counter figures of baselines.md
@@ -88,7 +81,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for arch in &args.arch {
         for m in &args.modality {
-            modality(m)?;
             rows.push(run_worker(&format!("{arch}:{m}"))?);
         }
     }
@@ -113,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn worker(args: &Args, spec: &str) -> anyhow::Result<()> {
     let (arch, m) = spec.split_once(':').with_context(|| format!("--worker {spec}: expected ARCH:MOD"))?;
-    let (arch, m): (Arch, Modality) = (arch.parse()?, modality(m)?);
+    let (arch, m): (Arch, Modality) = (arch.parse()?, m.parse().map_err(anyhow::Error::msg)?);
     let dev = unimiss_ssl::trainer::parse_device(&args.device)?;
     let mcfg = MitConfig::preset(arch);
     let hcfg = HeadConfig::new(mcfg.out_dim(), args.out_dim);

@@ -164,8 +164,11 @@ fn finetune_metric(task: Task, ph: &Path, labels: f64, weights: Option<&Path>, o
     };
     finetune(&job, dev, &mut |_| ())?;
     let rep = unimiss_tasks::evaluate::evaluate(&out.join("best.safetensors"), &ph.join(format!("{task}_test.tsv")), dev)?;
-    let seg = matches!(task, Task::Seg3d | Task::Seg2d);
-    Ok((rep[if seg { "dice_mean" } else { "auc" }].as_f64(), rep["accuracy"].as_f64()))
+    let accuracy = match &rep {
+        unimiss_tasks::evaluate::EvalReport::Classification(c) => Some(c.summary.metrics.accuracy),
+        unimiss_tasks::evaluate::EvalReport::Segmentation(_) => None,
+    };
+    Ok((rep.headline(), accuracy))
 }
 
 /// Per seed: phantoms, floors, pretraining, kNN, fine-tuning.
@@ -237,7 +240,7 @@ impl Bench<'_> {
                     self.st.start(&format!("seed {seed}: finetune {task} with {:.0}% labels from {init}", labels * 100.0));
                     let out = base.join(format!("{task}-{}pct-{init}", (labels * 100.0) as u32));
                     let (v, acc) = finetune_metric(task, &ph, labels, w, &out, args, seed, &self.dev)?;
-                    let seg = matches!(task, Task::Seg3d | Task::Seg2d);
+                    let seg = task.is_segmentation();
                     let rw = row(&mut self.rows, task.name(), labels, if seg { "dice" } else { "auc" });
                     if init == "pretrained" { rw.pretrained.push(v) } else { rw.random.push(v) }
                     if !seg && init == "random" && labels == 1.0 {

@@ -49,36 +49,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     check_writable(&args.json)?;
     let report = unimiss_tasks::evaluate::evaluate(&args.weights, &args.test, &dev)?;
     std::fs::write(&args.json, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", args.json.display()))?;
-    for w in report["warnings"].as_array().into_iter().flatten() {
-        eprintln!("warning: {}", w.as_str().unwrap_or_default());
+    for w in report.warnings() {
+        eprintln!("warning: {w}");
     }
-    let f = |v: &serde_json::Value| v.as_f64().map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into());
-    if args.task.is_segmentation() {
-        let unit = report["hd95_unit"].as_str().unwrap_or_default();
-        let cases = report["cases"].as_array().map_or(0, Vec::len);
-        println!("evaluate {} on {cases} cases: dice mean {}, hd95 mean {} {unit}", args.task, f(&report["dice_mean"]), f(&report["hd95_mean"]));
-        // class order of the weights (the JSON objects are sorted by name)
-        for class in report["classes"].as_array().into_iter().flatten().filter_map(|c| c.as_str()) {
-            if let Some(dice) = report["dice"].get(class) {
-                println!("  {class:<12} dice {}  hd95 {} {unit}", f(dice), f(&report["hd95"][class]));
-            }
-        }
-        let nulls = report["hd95_null_count"].as_u64().unwrap_or(0);
-        if nulls > 0 {
-            println!("  hd95 undefined (empty prediction or ground truth) for {nulls} case×class pairs, left out of the means");
-        }
-        println!("-> {}", args.json.display());
-        return Ok(());
-    }
-    println!(
-        "evaluate {}: accuracy {}, auc {}, ap {}, sensitivity {}, specificity {} -> {}",
-        args.task,
-        f(&report["accuracy"]),
-        f(&report["auc"]),
-        f(&report["ap"]),
-        f(&report["sensitivity"]),
-        f(&report["specificity"]),
-        args.json.display()
-    );
+    println!("{report}");
+    println!("-> {}", args.json.display());
     Ok(())
 }

@@ -23,8 +23,9 @@ use crate::config::{HeadConfig, MitConfig};
 use crate::head::Head;
 use crate::mit::Mit;
 
-/// Which state_dict of a training checkpoint to read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Which state_dict of a training checkpoint to read (`teacher`/`student` in configs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Which {
     /// `checkpoint['teacher']` (keys without `module.`); the default of embed, convert, export.
     #[default]

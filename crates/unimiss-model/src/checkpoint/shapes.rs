@@ -72,10 +72,10 @@ impl ParamCount {
             if k.starts_with("backbone.transformer.") {
                 c.encoder += n;
             }
-            if k.contains("2D") {
-                c.planar_only += n;
-            } else if k.contains("3D") {
-                c.volumetric_only += n;
+            match crate::Modality::of_param(k) {
+                Some(crate::Modality::Image2d) => c.planar_only += n,
+                Some(crate::Modality::Volume3d) => c.volumetric_only += n,
+                None => {}
             }
         }
         c

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::{ModelSection, TrainConfig};
 use crate::anticollapse::Centering;
+use unimiss_model::Arch;
 use crate::error::{Result, SslError};
 
 impl TrainConfig {
@@ -20,7 +21,7 @@ impl TrainConfig {
     pub fn sample() -> Self {
         let mut c = Self::default();
         c.output = PathBuf::from("runs/sample");
-        c.model = ModelSection { arch: "tiny".into(), img_size_2d: 64, img_size_3d: [16, 64, 64], out_dim: 256 };
+        c.model = ModelSection { arch: Arch::Tiny, img_size_2d: 64, img_size_3d: [16, 64, 64], out_dim: 256 };
         c.optim.epochs = 16;
         c.optim.batch_size = 2;
         c.optim.interval = 1;
@@ -41,7 +42,7 @@ impl TrainConfig {
     pub fn small_batch() -> Self {
         let mut c = Self::default();
         c.output = PathBuf::from("runs/small-batch");
-        c.model = ModelSection { arch: "tiny".into(), img_size_2d: 64, img_size_3d: [16, 64, 64], out_dim: 256 };
+        c.model = ModelSection { arch: Arch::Tiny, img_size_2d: 64, img_size_3d: [16, 64, 64], out_dim: 256 };
         let o = &mut c.optim;
         (o.epochs, o.batch_size, o.batch_size_3d, o.interval) = (40, 16, 4, 1);
         (o.lr, o.min_lr, o.warmup_epochs, o.clip_grad) = (3.2e-2, 1e-5, 2, 3.0);

@@ -8,6 +8,7 @@ use plotters::prelude::*;
 
 use super::{Panel, Series, is_finetuning, log_of, metric_name, panel, read_task_log};
 use crate::error::{Result, SslError};
+use crate::Modality;
 
 const RUN_COLOURS: [RGBColor; 6] =
     [RGBColor(200, 40, 40), RGBColor(30, 80, 200), RGBColor(40, 150, 60), RGBColor(220, 130, 20), RGBColor(140, 60, 180), RGBColor(20, 160, 170)];
@@ -96,9 +97,9 @@ fn draw_pretraining(runs: &[PathBuf], names: &[String], out: &Path, text: bool) 
         let (steps, _) = crate::log::read(&log_of(r))?;
         let colour = RUN_COLOURS[i % RUN_COLOURS.len()];
         last = last.max(steps.iter().map(|s| s.step).max().unwrap_or(1) as f64);
-        let of = |m: &str| steps.iter().filter(|s| s.modality == m).map(|s| (s.step as f64, s.loss)).collect::<Vec<_>>();
-        s2.push(Series::new(name.clone(), colour, of("2d")));
-        s3.push(Series::new(name.clone(), colour, of("3d")));
+        let of = |m: Modality| steps.iter().filter(|s| s.modality == m).map(|s| (s.step as f64, s.loss)).collect::<Vec<_>>();
+        s2.push(Series::new(name.clone(), colour, of(Modality::Image2d)));
+        s3.push(Series::new(name.clone(), colour, of(Modality::Volume3d)));
     }
     let x = (0.0, last + 0.5);
     let x_desc = "optimiser step (gaps: the other modality's epochs)";

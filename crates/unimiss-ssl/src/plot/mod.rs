@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::error::{Result, SslError};
 use crate::log::{EpochRecord, StepRecord};
+use crate::Modality;
 
 pub mod compare;
 pub use compare::plot_compare;
@@ -241,6 +242,14 @@ fn panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, p: &Panel<'_>, series: &[
 
 const C2D: RGBColor = RGBColor(200, 40, 40);
 const C3D: RGBColor = RGBColor(30, 80, 200);
+
+/// The colour of a modality's curves and markers.
+fn colour_of(m: Modality) -> RGBColor {
+    match m {
+        Modality::Image2d => C2D,
+        Modality::Volume3d => C3D,
+    }
+}
 const TERMS: [(&str, &str, RGBColor); 4] = [
     ("vv", "vv: student volume vs teacher volume", RGBColor(120, 170, 240)),
     ("sv", "sv: student slices vs teacher volume", RGBColor(60, 170, 120)),
@@ -257,11 +266,11 @@ fn draw_pretraining(steps: &[StepRecord], epochs: &[EpochRecord], ln_k: Option<f
     let last = steps.iter().map(|s| s.step).max().unwrap_or(1) as f64;
     let x = (0.0, last.max(1.0) + 0.5);
     let x_desc = "optimiser step (gaps: the other modality's epochs)";
-    let of = |m: &str, f: &dyn Fn(&StepRecord) -> Option<f64>| -> Vec<(f64, f64)> {
+    let of = |m: Modality, f: &dyn Fn(&StepRecord) -> Option<f64>| -> Vec<(f64, f64)> {
         steps.iter().filter(|s| s.modality == m).filter_map(|s| Some((s.step as f64, f(s)?))).collect()
     };
     // The epoch means at the mean step of their epoch, dashed across the gaps.
-    let mean_at = |m: &str| -> Vec<(f64, f64)> {
+    let mean_at = |m: Modality| -> Vec<(f64, f64)> {
         epochs
             .iter()
             .filter(|e| e.modality == m)
@@ -272,7 +281,7 @@ fn draw_pretraining(steps: &[StepRecord], epochs: &[EpochRecord], ln_k: Option<f
             .collect()
     };
     let short = steps.len() < 200;
-    let epoch_mean = |colour: RGBColor, m: &str| {
+    let epoch_mean = |colour: RGBColor, m: Modality| {
         let mut s = Series::new("epoch mean", colour, mean_at(m));
         s.dashed = true;
         s.gaps = false;
@@ -280,16 +289,16 @@ fn draw_pretraining(steps: &[StepRecord], epochs: &[EpochRecord], ln_k: Option<f
         s.width = 1;
         s
     };
-    let mut step2 = Series::new("loss of each step", C2D, of("2d", &|s| Some(s.loss)));
+    let mut step2 = Series::new("loss of each step", C2D, of(Modality::Image2d, &|s| Some(s.loss)));
     step2.markers = short;
-    let s2 = vec![step2, epoch_mean(C2D, "2d")];
+    let s2 = vec![step2, epoch_mean(C2D, Modality::Image2d)];
     let p2 = Panel { title: "2D epochs (X-rays): loss", x_desc, y_desc: "cross-entropy (nats)", x, integer_x: true };
     panel(&left, &p2, &s2, &[], &[], text, out)?;
-    let mut total3 = Series::new("total of each step: sum of the 4 terms", C3D, of("3d", &|s| Some(s.loss)));
+    let mut total3 = Series::new("total of each step: sum of the 4 terms", C3D, of(Modality::Volume3d, &|s| Some(s.loss)));
     total3.markers = short;
-    let mut s3 = vec![total3, epoch_mean(C3D, "3d")];
+    let mut s3 = vec![total3, epoch_mean(C3D, Modality::Volume3d)];
     for (key, label, colour) in TERMS {
-        let mut s = Series::new(label, colour, of("3d", &|r| r.terms.get(key).copied()));
+        let mut s = Series::new(label, colour, of(Modality::Volume3d, &|r| r.terms.get(key).copied()));
         s.width = 1;
         s3.push(s);
     }
@@ -297,7 +306,7 @@ fn draw_pretraining(steps: &[StepRecord], epochs: &[EpochRecord], ln_k: Option<f
     panel(&right, &p3, &s3, &[], &[], text, out)?;
 
     let ep = |f: &dyn Fn(&EpochRecord) -> f64| -> Vec<(f64, f64)> { epochs.iter().map(|e| (e.epoch as f64 + 1.0, f(e))).collect() };
-    let by_modality: Vec<RGBColor> = epochs.iter().map(|e| if e.modality == "2d" { C2D } else { C3D }).collect();
+    let by_modality: Vec<RGBColor> = epochs.iter().map(|e| colour_of(e.modality)).collect();
     let mut row = Series::new("teacher entropy per sample (0 = one-hot: collapse to one output)", RGBColor(20, 130, 60), ep(&|e| e.teacher_entropy));
     let mut mean = Series::new("entropy of the batch-mean teacher output (low = all samples alike)", BLACK, ep(&|e| e.teacher_mean_entropy));
     row.point_colours = by_modality.clone();

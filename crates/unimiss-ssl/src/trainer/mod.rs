@@ -10,16 +10,17 @@ use unimiss_data::{LoaderConfig, Manifest, OnBadSample, PairLoader};
 use unimiss_model::{HeadConfig, MitConfig};
 
 use crate::checkpoint::{self, CkptState, Position, Snapshot};
-use crate::log::read as read_log;
 use crate::config::TrainConfig;
 use crate::error::{Result, SslError, io_err};
-use crate::log::{EpochRecord, JsonlLog, StepRecord};
+use crate::log::{EpochRecord, JsonlLog, Record, StepRecord};
 use crate::monitor::{CollapseWatch, EvalSet};
 use crate::engine::{Engine, StepSettings};
 use crate::loss::DinoLoss;
+use crate::runloop::{self, LoopPlan, RunOutput};
 use crate::schedule::{Indexing, ScheduleParams, Schedules, scaled_lr};
-use crate::Modality;
+use crate::{Modality, PerModality};
 
+mod learner;
 mod setup;
 mod stats;
 
@@ -47,12 +48,14 @@ pub struct Trainer {
     run_dir: PathBuf,
     engine: Engine,
     schedules: Schedules,
-    loaders: [PairLoader; 2],
+    loaders: PerModality<PairLoader>,
     pos: Position,
     /// Started from a checkpoint (the log is rolled back to it).
     resumed: bool,
-    /// Global L2 norm of the student's parameters at the start (or resume) of the run.
-    start_norm: f64,
+    /// The epoch being run: its batches, running means and collapse watch.
+    epoch_iter: Option<unimiss_data::EpochIter>,
+    stats: EpochStats,
+    watch: CollapseWatch,
     collective: Option<Box<dyn Collective>>,
     /// The kNN monitor's eval set (`[eval]` configured).
     eval_set: Option<EvalSet>,
@@ -82,34 +85,18 @@ impl Trainer {
         &self.engine.loss
     }
 
-    fn loader(&self, m: Modality) -> &PairLoader {
-        match m {
-            Modality::Image2d => &self.loaders[0],
-            Modality::Volume3d => &self.loaders[1],
-        }
-    }
-
     fn is_writer(&self) -> bool {
         self.collective.as_ref().is_none_or(|c| c.rank() == 0)
     }
 
     /// Steps left in the run from the current position.
     pub fn steps_left(&self) -> u64 {
-        self.steps_left_per_modality().iter().sum()
+        self.steps_left_per_modality().values().sum()
     }
 
-    /// Steps left per modality (2D, 3D), in run order up to `max_steps`.
-    pub fn steps_left_per_modality(&self) -> [u64; 2] {
-        let mut cap = if self.cfg.max_steps > 0 { self.cfg.max_steps.saturating_sub(self.pos.step) } else { u64::MAX };
-        let mut n = [0u64; 2];
-        for e in self.pos.epoch..self.cfg.optim.epochs {
-            let m = modality_of(e, self.cfg.optim.interval);
-            let nb = self.loader(m).batches_per_epoch().saturating_sub(if e == self.pos.epoch { self.pos.batch } else { 0 });
-            let take = (nb as u64).min(cap);
-            n[usize::from(m == Modality::Volume3d)] += take;
-            cap -= take;
-        }
-        n
+    /// Steps left per modality, in run order up to `max_steps`.
+    pub fn steps_left_per_modality(&self) -> PerModality<u64> {
+        runloop::steps_left(self, &self.plan(), self.pos)
     }
 
     /// The configuration as TensorBoard text and the augmentation preview as an image, at the
@@ -120,7 +107,7 @@ impl Trainer {
         let preview = || -> Result<(Vec<u8>, u32, u32)> {
             let manifest = unimiss_data::Manifest::read(&self.cfg.data.manifest)?;
             let mut picked = Vec::new();
-            for m in [unimiss_data::Modality::Image2d, unimiss_data::Modality::Volume3d] {
+            for m in Modality::ALL {
                 picked.extend(manifest.of_modality(m).into_iter().take(2));
             }
             let (c, s2, s3) = (&self.cfg, self.cfg.model.img_size_2d, self.cfg.model.img_size_3d);
@@ -159,150 +146,66 @@ impl Trainer {
         checkpoint::save(&self.run_dir, &snap, self.cfg.checkpoint.keep)
     }
 
-    /// The divergence guard (after a step, before anything is checkpointed): non-finite
-    /// parameters, or a global norm past `guard.max_param_norm_ratio` × the starting norm.
-    fn check_divergence(&self) -> Result<()> {
-        let norm = param_norm(&self.engine.student_vars)?;
-        let ratio = self.cfg.guard.max_param_norm_ratio;
-        let why = if !norm.is_finite() {
-            "not finite".to_string()
-        } else if ratio > 0.0 && norm > ratio * self.start_norm {
-            format!("more than {ratio} × the {:.4e} at the start", self.start_norm)
-        } else {
-            return Ok(());
-        };
-        Err(SslError::Diverged { step: self.pos.step, epoch: self.pos.epoch, norm, why })
-    }
-
-    /// Run to the end (or to `max_steps`), checkpointing as configured and at the end.
+    /// Run to the end (or to `max_steps`), checkpointing as configured and at the end, on the
+    /// runtime's one loop ([`crate::runloop`]).
     pub fn run(&mut self) -> Result<RunSummary> {
         let t0 = Instant::now();
         let writer = self.is_writer();
-        let mut log = if writer {
+        let mut out = RunOutput { log: None, progress: crate::progress::Progress::new(self.steps_left_per_modality(), self.progress && writer) };
+        if writer {
             std::fs::create_dir_all(&self.run_dir).map_err(io_err(&self.run_dir))?;
             checkpoint::clean_temporaries(&self.run_dir)?;
             let cfg_path = self.run_dir.join("config.toml");
             std::fs::write(&cfg_path, self.cfg.to_toml()?).map_err(io_err(&cfg_path))?;
-            Some(if self.resumed {
+            let mut log = if self.resumed {
                 JsonlLog::open_resumed(&self.run_dir, self.pos.step, self.pos.epoch)?
             } else {
                 JsonlLog::open(&self.run_dir)?
-            })
-        } else {
-            None
-        };
-        if let Some(l) = log.as_mut() {
-            self.describe_run(l.events())?;
-        }
-        let mut bar = crate::progress::Progress::new(self.steps_left_per_modality(), self.progress && writer);
-        let mut last_ckpt = None;
-        let mut saved_at = None;
-        let mut watch = CollapseWatch::new(self.cfg.model.out_dim);
-        if writer && self.pos.step == 0 {
-            // the starting point of the kNN curve: the initial teacher, logged at step 0
-            self.knn_monitor(0, &bar, log.as_mut())?;
-        }
-        'epochs: while self.pos.epoch < self.cfg.optim.epochs {
-            let epoch = self.pos.epoch;
-            let modality = modality_of(epoch, self.cfg.optim.interval);
-            let te = Instant::now();
-            let mut stats = EpochStats::default();
-            if self.pos.batch > 0 && writer {
-                // Resumed mid-epoch: the epoch summary covers the steps run before the stop too.
-                let (steps, _) = read_log(&self.run_dir.join("log.jsonl"))?;
-                steps.iter().filter(|s| s.epoch == epoch).for_each(|s| {
-                    stats.add(s);
-                    watch.observe(s);
-                });
-            }
-            let iter = self.loader(modality).epoch(epoch, self.pos.batch);
-            let mut iter = iter;
-            for pair in iter.by_ref() {
-                if self.cfg.max_steps > 0 && self.pos.step >= self.cfg.max_steps {
-                    break 'epochs;
-                }
-                let pair = pair?;
-                let rec = self.train_step(modality, &pair.views, pair.indices.len())?;
-                self.check_divergence()?;
-                bar.step(modality, &format!("epoch {} {} loss {:.4}", epoch + 1, modality.name(), rec.loss));
-                stats.add(&rec);
-                watch.observe(&rec);
-                if let Some(l) = log.as_mut() {
-                    l.write(&rec)?;
-                }
-                let every = self.cfg.checkpoint.every_steps;
-                if writer && every > 0 && self.pos.step % every == 0 {
-                    last_ckpt = Some(self.save_checkpoint()?);
-                    saved_at = Some(self.pos);
-                }
-            }
-            let skipped: Vec<String> =
-                iter.skipped().into_iter().map(|(p, why)| format!("{}: {why}", p.display())).collect();
-            if self.cfg.max_steps > 0 && self.pos.step >= self.cfg.max_steps && self.pos.batch < self.loader(modality).batches_per_epoch() {
-                break;
-            }
-            let rec = stats.finish(epoch, self.pos.step, modality, te.elapsed().as_secs_f64(), &self.engine.loss, skipped)?;
-            bar.line(&format!(
-                "epoch {}/{} {}: loss {:.4} over {} steps, teacher entropy {:.3}, centre norm {:.3}, {:.1}s",
-                epoch + 1,
-                self.cfg.optim.epochs,
-                modality.name(),
-                rec.loss_mean,
-                rec.steps,
-                rec.teacher_entropy,
-                rec.center_norm,
-                rec.seconds
-            ));
-            if let Some(l) = log.as_mut() {
-                l.write(&rec)?;
-            }
-            if let Some(w) = watch.finish(epoch, self.pos.step, modality) {
-                bar.line(&format!("warning: {}", w.message));
-                if let Some(l) = log.as_mut() {
-                    l.write(&w)?;
-                }
-            }
-            if writer && self.cfg.eval.due(epoch, self.cfg.optim.epochs) {
-                self.knn_monitor(epoch, &bar, log.as_mut())?;
-            }
-            if writer {
-                self.draw_curves(&bar); // the curves so far, so an interrupted run still has them
-            }
-            self.pos = Position { epoch: epoch + 1, batch: 0, step: self.pos.step };
-            let every = self.cfg.checkpoint.every_epochs;
-            if writer && every > 0 && (epoch + 1) % every == 0 {
-                last_ckpt = Some(self.save_checkpoint()?);
-                saved_at = Some(self.pos);
+            };
+            self.describe_run(log.events())?;
+            out.log = Some(log);
+            if self.pos.step == 0 {
+                // the starting point of the kNN curve: the initial teacher, logged at step 0
+                self.knn_monitor(0, &mut out)?;
             }
         }
-        bar.finish();
+        let plan = self.plan();
+        let ended = runloop::run(self, &plan, self.pos, &mut out)?;
+        self.pos = ended.position;
         if writer {
-            if saved_at != Some(self.pos) {
-                last_ckpt = Some(self.save_checkpoint()?);
-            }
-            self.draw_curves(&bar);
+            self.draw_curves(&mut out);
         }
-        Ok(RunSummary { position: self.pos, last_checkpoint: last_ckpt, seconds: t0.elapsed().as_secs_f64() })
+        Ok(RunSummary { position: self.pos, last_checkpoint: ended.last_checkpoint, seconds: t0.elapsed().as_secs_f64() })
+    }
+
+    /// The run's epochs, stop and checkpoint cadence for the loop.
+    fn plan(&self) -> LoopPlan {
+        LoopPlan {
+            epochs: self.cfg.optim.epochs,
+            max_steps: self.cfg.max_steps,
+            every_steps: self.cfg.checkpoint.every_steps,
+            every_epochs: self.cfg.checkpoint.every_epochs,
+            max_param_norm_ratio: self.cfg.guard.max_param_norm_ratio,
+            writer: self.is_writer(),
+        }
     }
 
     /// Redraw `loss.png` from the log (a failure is a warning: the run goes on).
-    fn draw_curves(&self, bar: &crate::progress::Progress) {
+    fn draw_curves(&self, out: &mut RunOutput) {
         if let Err(e) = crate::plot::plot_log(&self.run_dir.join("log.jsonl"), &self.run_dir.join("loss.png")) {
-            bar.line(&format!("warning: could not draw loss.png: {e}"));
+            out.line(&format!("warning: could not draw loss.png: {e}"));
         }
     }
 
     /// The kNN monitor on the teacher backbone, if configured: printed and logged (`kind: "knn"`).
-    fn knn_monitor(&self, epoch: usize, bar: &crate::progress::Progress, mut log: Option<&mut JsonlLog>) -> Result<()> {
+    fn knn_monitor(&self, epoch: usize, out: &mut RunOutput) -> Result<()> {
         let Some(set) = &self.eval_set else { return Ok(()) };
         for r in set.records(&self.engine.teacher.backbone, &self.cfg.eval.params(), epoch, self.pos.step)? {
-            bar.line(&format!(
+            out.line(&format!(
                 "step {} kNN {}: accuracy {:.3} (k {}, n {}, majority {:.3}), feature mean cosine {:.3}",
                 r.step, r.modality, r.accuracy, r.k, r.n, r.majority, r.mean_cosine
             ));
-            if let Some(l) = log.as_deref_mut() {
-                l.write(&r)?;
-            }
+            out.write(&Record::Knn(r))?;
         }
         Ok(())
     }
@@ -327,11 +230,10 @@ impl Trainer {
         let secs = t0.elapsed().as_secs_f64();
         let world = self.collective.as_ref().map_or(1, |c| c.world_size());
         Ok(StepRecord {
-            kind: "step".into(),
             step: self.pos.step,
             epoch,
             batch: batch_index,
-            modality: modality.name().into(),
+            modality,
             loss: out.total,
             terms: out.terms,
             lr: sched.lr,

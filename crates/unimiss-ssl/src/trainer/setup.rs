@@ -15,8 +15,8 @@ impl Trainer {
         let hcfg = HeadConfig::new(mcfg.out_dim(), cfg.model.out_dim);
         let lcfg = cfg.loss.dino(cfg.model.out_dim);
         let mut engine = Engine::new(&mcfg, &hcfg, cfg.fixes.drop_path, lcfg, cfg.optim.epochs, cfg.seed, &dev)?;
-        if !cfg.init.is_empty() {
-            engine.init_student_from(Path::new(&cfg.init))?;
+        if let Some(init) = &cfg.init {
+            engine.init_student_from(init)?;
         }
         if let Some(c) = &collective {
             c.broadcast(&engine.student_vars)?;
@@ -29,11 +29,9 @@ impl Trainer {
             None => cfg.output.clone(),
         };
         let manifest = preflight(&cfg, &run_dir, rank == 0)?;
-        let mut loaders = Vec::new();
-        let mut n_global = [0usize; 2];
-        for (i, m) in [unimiss_data::Modality::Image2d, unimiss_data::Modality::Volume3d].into_iter().enumerate() {
+        let n_global = PerModality::from_fn(|m| manifest.of_modality(m).len());
+        let loaders = PerModality::try_from_fn(|m| -> Result<PairLoader> {
             let all = manifest.of_modality(m);
-            n_global[i] = all.len();
             if all.is_empty() {
                 return Err(SslError::Config(format!(
                     "{}: no {m} samples; UniMiSS pretraining needs both 2D images and 3D volumes",
@@ -60,14 +58,12 @@ impl Trainer {
                 seed: cfg.seed,
                 threads: cfg.data.threads.max(1),
                 prefetch: cfg.data.prefetch.max(1),
-                on_bad_sample: if cfg.data.on_bad_sample == "skip" { OnBadSample::Skip } else { OnBadSample::Fail },
+                on_bad_sample: cfg.data.on_bad_sample,
                 size_2d: cfg.model.img_size_2d,
                 size_3d: cfg.model.img_size_3d,
             };
-            loaders.push(PairLoader::new(shard, lc)?);
-        }
-        let [l3, l2] = [loaders.pop(), loaders.pop()];
-        let (Some(l2), Some(l3)) = (l2, l3) else { return Err(SslError::Config("loaders".into())) };
+            Ok(PairLoader::new(shard, lc)?)
+        })?;
 
         let sp = ScheduleParams {
             epochs: cfg.optim.epochs,
@@ -80,9 +76,9 @@ impl Trainer {
             momentum_teacher_end: cfg.optim.momentum_teacher_end,
         };
         let indexing = if cfg.fixes.per_batch_schedule {
-            Indexing::PerBatch { batches_2d: l2.batches_per_epoch(), batches_3d: l3.batches_per_epoch() }
+            Indexing::PerBatch(loaders.map(PairLoader::batches_per_epoch))
         } else {
-            Indexing::Official { n_2d: n_global[0], n_3d: n_global[1] }
+            Indexing::Official(n_global)
         };
         let schedules = Schedules::new(&sp, indexing);
         let mut pos = Position { epoch: 0, batch: 0, step: 0 };
@@ -110,20 +106,22 @@ impl Trainer {
                 });
             }
         }
-        let start_norm = param_norm(&engine.student_vars)?;
         let eval_set = match cfg.eval.enabled() {
             true => Some(EvalSet::load(&cfg.eval.manifest, cfg.model.img_size_2d, cfg.model.img_size_3d, &dev)?),
             false => None,
         };
+        let watch = CollapseWatch::new(cfg.model.out_dim);
         Ok(Self {
             cfg,
             run_dir,
             engine,
             schedules,
-            loaders: [l2, l3],
+            loaders,
             pos,
             resumed: resume.is_some(),
-            start_norm,
+            epoch_iter: None,
+            stats: EpochStats::default(),
+            watch,
             collective,
             eval_set,
             progress: true,
@@ -140,7 +138,7 @@ fn preflight(cfg: &TrainConfig, run_dir: &Path, writer: bool) -> Result<Manifest
     if report.is_clean() {
         return Ok(manifest);
     }
-    if cfg.data.on_bad_sample != "skip" {
+    if cfg.data.on_bad_sample == OnBadSample::Fail {
         return Err(SslError::Preflight(report.to_string()));
     }
     if writer {
@@ -153,5 +151,5 @@ fn preflight(cfg: &TrainConfig, run_dir: &Path, writer: bool) -> Result<Manifest
 
 /// The model configuration of a run.
 pub fn mit_config(cfg: &TrainConfig) -> Result<MitConfig> {
-    MitConfig::for_run(&cfg.model.arch, cfg.model.img_size_2d, cfg.model.img_size_3d).map_err(|e| SslError::Config(e.to_string()))
+    MitConfig::for_run(cfg.model.arch, cfg.model.img_size_2d, cfg.model.img_size_3d).map_err(|e| SslError::Config(e.to_string()))
 }

@@ -40,10 +40,9 @@ impl EpochStats {
         let n = self.steps.max(1) as f64;
         let center_norm = f64::from(loss.center().sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?);
         Ok(EpochRecord {
-            kind: "epoch".into(),
             epoch,
             step,
-            modality: m.name().into(),
+            modality: m,
             steps: self.steps,
             loss_mean: self.loss / n,
             terms_mean: self.terms.into_iter().map(|(k, v)| (k, v / n)).collect(),

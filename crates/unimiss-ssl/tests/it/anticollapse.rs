@@ -45,7 +45,7 @@ fn anti_collapse_options_train_and_log_their_signals() -> unimiss_ssl::Result<()
     // epoch 0: 2D, 4 images / batch 2 = 2 steps; epoch 1: 3D, 6 tiles / batch 3 = 2 steps
     let t = run(cfg(&tmp.path().join("full"), 0))?;
     let (steps, _) = read(&tmp.path().join("full/log.jsonl"))?;
-    let per: Vec<(usize, &str)> = steps.iter().map(|s| (s.epoch, s.modality.as_str())).collect();
+    let per: Vec<(usize, &str)> = steps.iter().map(|s| (s.epoch, s.modality.name())).collect();
     assert_eq!(per, vec![(0, "2d"), (0, "2d"), (1, "3d"), (1, "3d")], "3D batches of 3");
     for s in &steps {
         let koleo = s.terms.get("koleo").copied().unwrap_or(f64::NAN);

@@ -6,6 +6,7 @@ mod guard;
 mod monitor;
 mod optim;
 mod parity;
+mod runloop;
 mod tensorboard;
 mod train;
 mod trajectory;

@@ -61,11 +61,11 @@ fn eval_set_is_deterministic_and_scored_leave_one_out() -> Result<(), Box<dyn st
     let b = set.records(&mit, &p, 3, 40)?;
     assert_eq!(a, b, "two evaluations of the same weights differ");
     assert_eq!(a.len(), 2);
-    assert_eq!((a[0].modality.as_str(), a[0].n, a[0].k, a[0].majority), ("2d", 4, 3, 0.5));
-    assert_eq!((a[1].modality.as_str(), a[1].n, a[1].k, a[1].majority), ("3d", 6, 5, 0.5));
+    assert_eq!((a[0].modality.name(), a[0].n, a[0].k, a[0].majority), ("2d", 4, 3, 0.5));
+    assert_eq!((a[1].modality.name(), a[1].n, a[1].k, a[1].majority), ("3d", 6, 5, 0.5));
     for r in &a {
         assert!((0.0..=1.0).contains(&r.accuracy) && (r.accuracy * r.n as f64).fract() == 0.0, "{r:?}");
-        assert_eq!((r.kind.as_str(), r.epoch, r.step), ("knn", 3, 40));
+        assert_eq!((r.epoch, r.step), (3, 40));
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use candle::{Device, Tensor, Var};
+use unimiss_ssl::Modality;
 use unimiss_ssl::optim::{AdamW, Clip, Decay, Group, StepOptions, clip_one, ema_update};
 
 fn var(v: &[f32], shape: &[usize]) -> Var {
@@ -15,7 +16,7 @@ fn vals(v: &Var) -> Vec<f32> {
 }
 
 fn opts(lr: f64, wd: f64) -> StepOptions {
-    StepOptions { lr, wd, clip: Clip::Off, cancel_last_layer: false, freeze_3d: false, set_to_none: false }
+    StepOptions { lr, wd, clip: Clip::Off, cancel_last_layer: false, frozen: None, set_to_none: false }
 }
 
 /// PyTorch 1.8 AdamW on one scalar, f64: returns (theta, m, v).
@@ -109,19 +110,19 @@ fn frozen_3d_params_keep_moving_after_their_first_gradient() -> candle::Result<(
         let mut o = opts(lr, wd);
         o.set_to_none = set_to_none;
         // A 2D epoch first: no gradient has existed, nothing happens.
-        o.freeze_3d = true;
+        o.frozen = Some(Modality::Volume3d);
         let r = opt.step(&BTreeMap::new(), &o)?;
         assert_eq!(r, Default::default());
         assert_eq!(vals(&vars["backbone.patch_embed3D0.conv.weight"]), vec![1.0, 2.0]);
         // A 3D step with a gradient.
-        o.freeze_3d = false;
+        o.frozen = None;
         let mut grads = BTreeMap::new();
         grads.insert("backbone.patch_embed3D0.conv.weight".to_string(), Tensor::from_slice(&[0.5f32, -0.5], (1, 2), &Device::Cpu)?);
         opt.step(&grads, &o)?;
         let mut refs: Vec<(f64, f64, f64)> =
             [1.0, 2.0].iter().zip([0.5, -0.5]).map(|(&t, g)| adamw_ref(t, 0.0, 0.0, g, 1, lr, wd)).collect();
         // A 2D step: the gradient (if any) is ignored because the parameter is frozen.
-        o.freeze_3d = true;
+        o.frozen = Some(Modality::Volume3d);
         let r = opt.step(&grads, &o)?;
         let now = vals(&vars["backbone.patch_embed3D0.conv.weight"]);
         if set_to_none {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use unimiss_ssl::log::{StepRecord, read};
-use unimiss_ssl::{SslError, TrainConfig, Trainer};
+use unimiss_ssl::{Modality, SslError, TrainConfig, Trainer};
 
 fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data-manifests/sample.tsv")
@@ -38,7 +38,7 @@ fn kill_and_resume_gives_identical_losses() -> unimiss_ssl::Result<()> {
     }
     let cfg = |dir: &str, max_steps: u64| {
         let mut c = tiny_cfg(&tmp.path().join(dir));
-        c.init = init.display().to_string();
+        c.init = Some(init.to_path_buf());
         c.max_steps = max_steps;
         c.checkpoint.every_epochs = 0;
         c
@@ -118,7 +118,7 @@ fn sample_run_lowers_the_loss_without_collapse() -> unimiss_ssl::Result<()> {
     t.progress = false;
     t.run()?;
     let (steps, epochs) = read(&run.join("log.jsonl"))?;
-    for m in ["2d", "3d"] {
+    for m in Modality::ALL {
         let s: Vec<&StepRecord> = steps.iter().filter(|s| s.modality == m).collect();
         let k = (s.len() / 3).max(1);
         let mean = |rows: &[&StepRecord], f: &dyn Fn(&StepRecord) -> f64| rows.iter().map(|r| f(r)).sum::<f64>() / rows.len() as f64;

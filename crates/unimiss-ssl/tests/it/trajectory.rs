@@ -140,11 +140,7 @@ fn trajectory() -> TestResult {
     let mut worst_loss = Worst::default();
     for st in meta["steps"].as_array().ok_or("steps")? {
         let k = st["step"].as_u64().ok_or("step")?;
-        let modality = match st["modality"].as_str() {
-            Some("2d") => Modality::Image2d,
-            Some("3d") => Modality::Volume3d,
-            other => return Err(format!("step {k}: modality {other:?}").into()),
-        };
+        let modality: Modality = st["modality"].as_str().ok_or_else(|| format!("step {k}: no modality"))?.parse().map_err(|e| format!("step {k}: {e}"))?;
         if st["freeze_3d"].as_bool() != Some(modality == Modality::Image2d) {
             return Err(format!("step {k}: freeze_3d must hold exactly on 2D steps (the engine's rule)").into());
         }

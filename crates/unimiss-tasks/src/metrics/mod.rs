@@ -11,11 +11,28 @@ pub use overlap::{Overlap, masks_from_labels};
 pub use segmentation::{SegCase, SegMetricOptions, segmentation_case, segmentation_report};
 pub use surface::{distance_to, hd95, percentile, surface};
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
-/// The classification report: `accuracy`, `auc`, `ap`, `sensitivity`, `specificity`, the
-/// per-class AUC/AP, the confusion matrix, and per-case rows (`case`, `label`, `pred`, `probs`).
-pub fn classification_report(names: &[String], probs: &[Vec<f64>], labels: &[usize]) -> crate::Result<Value> {
+/// One case of a [`ClsSummary`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClsCaseRow {
+    pub case: String,
+    pub label: usize,
+    pub pred: usize,
+    pub probs: Vec<f64>,
+}
+
+/// The classification aggregate: `accuracy`, `auc`, `ap`, `sensitivity`, `specificity`, the
+/// per-class AUC/AP, the confusion matrix ([`ClsMetrics`]), and per-case rows under `cases`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClsSummary {
+    #[serde(flatten)]
+    pub metrics: ClsMetrics,
+    pub cases: Vec<ClsCaseRow>,
+}
+
+/// The classification report of `names` with their probabilities and labels ([`ClsSummary`]).
+pub fn classification_report(names: &[String], probs: &[Vec<f64>], labels: &[usize]) -> crate::Result<ClsSummary> {
     if names.len() != probs.len() {
         return Err(crate::TaskError::ShapeMismatch {
             what: "case names vs probabilities".into(),
@@ -23,15 +40,11 @@ pub fn classification_report(names: &[String], probs: &[Vec<f64>], labels: &[usi
             expected: vec![probs.len()],
         });
     }
-    let m = classification_metrics(probs, labels)?;
-    let Value::Object(mut map) = serde_json::to_value(&m)? else {
-        return Err(crate::TaskError::Invalid("classification metrics did not serialise to an object".into()));
-    };
-    let rows: Vec<Value> = names
+    let metrics = classification_metrics(probs, labels)?;
+    let cases = names
         .iter()
         .zip(probs.iter().zip(labels))
-        .map(|(n, (p, l))| json!({"case": n, "label": l, "pred": classification::argmax(p), "probs": p}))
+        .map(|(n, (p, &l))| ClsCaseRow { case: n.clone(), label: l, pred: classification::argmax(p), probs: p.clone() })
         .collect();
-    map.insert("cases".into(), Value::Array(rows));
-    Ok(Value::Object(map))
+    Ok(ClsSummary { metrics, cases })
 }

@@ -1,6 +1,8 @@
-//! Per-case segmentation metrics (Dice, Jaccard, HD95 per class) and their JSON aggregate.
+//! Per-case segmentation metrics (Dice, Jaccard, HD95 per class) and their aggregate ([`SegSummary`]).
 
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+use serde::Serialize;
 
 use super::classification::mean_defined;
 use super::overlap::Overlap;
@@ -75,14 +77,45 @@ fn class_means(cases: &[SegCase], classes: usize, get: impl Fn(&SegCase) -> Opti
         .collect()
 }
 
-fn named(names: &[String], v: &[Option<f64>]) -> Value {
-    Value::Object(names.iter().cloned().zip(v.iter().map(|x| json!(x))).collect::<Map<_, _>>())
+/// Values by class name (in name order, as the JSON objects are written).
+pub type ByClass = BTreeMap<String, Option<f64>>;
+
+fn named(names: &[String], v: &[Option<f64>]) -> ByClass {
+    names.iter().cloned().zip(v.iter().copied()).collect()
 }
 
-/// The evaluation report: `dice_mean`, `dice` (per class), `jaccard_mean`, `jaccard`, and for 3D
-/// `hd95` (per class, mm), `hd95_mean` and `hd95_null_count` (case×class pairs where prediction or
-/// ground truth was empty, excluded from the means), plus per-case rows under `cases`.
-pub fn segmentation_report(class_names: &[String], cases: &[SegCase]) -> Result<Value> {
+/// The aggregate of [`segmentation_report`]: `dice_mean`, `dice` (per class), `jaccard_mean`,
+/// `jaccard`, and with HD95 `hd95` (per class), `hd95_mean`, `hd95_null_count` (case×class
+/// pairs where prediction or ground truth was empty, excluded from the means), plus per-case
+/// rows under `cases`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegSummary {
+    pub dice_mean: Option<f64>,
+    pub dice: ByClass,
+    pub jaccard_mean: Option<f64>,
+    pub jaccard: ByClass,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hd95: Option<ByClass>,
+    /// `Some(None)`: HD95 was computed but is undefined for every case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hd95_mean: Option<Option<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hd95_null_count: Option<usize>,
+    pub cases: Vec<SegCaseRow>,
+}
+
+/// One case of a [`SegSummary`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegCaseRow {
+    pub case: String,
+    pub dice: ByClass,
+    pub jaccard: ByClass,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hd95: Option<ByClass>,
+}
+
+/// The evaluation aggregate of `cases` ([`SegSummary`]).
+pub fn segmentation_report(class_names: &[String], cases: &[SegCase]) -> Result<SegSummary> {
     if cases.is_empty() {
         return Err(TaskError::Invalid("segmentation report: no cases".into()));
     }
@@ -94,34 +127,26 @@ pub fn segmentation_report(class_names: &[String], cases: &[SegCase]) -> Result<
             expected: vec![k],
         });
     }
-    let dice = class_means(cases, k, |c| Some(&c.dice));
-    let jac = class_means(cases, k, |c| Some(&c.jaccard));
-    let mut report = Map::new();
-    report.insert("dice_mean".into(), json!(mean_defined(&dice)));
-    report.insert("dice".into(), named(class_names, &dice));
-    report.insert("jaccard_mean".into(), json!(mean_defined(&jac)));
-    report.insert("jaccard".into(), named(class_names, &jac));
     let has_hd = cases.iter().all(|c| c.hd95.is_some());
-    if has_hd {
-        let hd = class_means(cases, k, |c| c.hd95.as_ref());
-        let nulls: usize = cases.iter().flat_map(|c| c.hd95.iter().flatten()).filter(|x| x.is_none()).count();
-        report.insert("hd95".into(), named(class_names, &hd));
-        report.insert("hd95_mean".into(), json!(mean_defined(&hd)));
-        report.insert("hd95_null_count".into(), json!(nulls));
-    }
-    let rows: Vec<Value> = cases
+    let hd = has_hd.then(|| class_means(cases, k, |c| c.hd95.as_ref()));
+    let rows = cases
         .iter()
-        .map(|c| {
-            let mut row = Map::new();
-            row.insert("case".into(), json!(c.case));
-            row.insert("dice".into(), named(class_names, &c.dice));
-            row.insert("jaccard".into(), named(class_names, &c.jaccard));
-            if let Some(h) = &c.hd95 {
-                row.insert("hd95".into(), named(class_names, h));
-            }
-            Value::Object(row)
+        .map(|c| SegCaseRow {
+            case: c.case.clone(),
+            dice: named(class_names, &c.dice),
+            jaccard: named(class_names, &c.jaccard),
+            hd95: c.hd95.as_ref().map(|h| named(class_names, h)),
         })
         .collect();
-    report.insert("cases".into(), Value::Array(rows));
-    Ok(Value::Object(report))
+    let (dice, jac) = (class_means(cases, k, |c| Some(&c.dice)), class_means(cases, k, |c| Some(&c.jaccard)));
+    Ok(SegSummary {
+        dice_mean: mean_defined(&dice),
+        dice: named(class_names, &dice),
+        jaccard_mean: mean_defined(&jac),
+        jaccard: named(class_names, &jac),
+        hd95: hd.as_ref().map(|hd| named(class_names, hd)),
+        hd95_mean: hd.as_ref().map(|hd| mean_defined(hd)),
+        hd95_null_count: has_hd.then(|| cases.iter().flat_map(|c| c.hd95.iter().flatten()).filter(|x| x.is_none()).count()),
+        cases: rows,
+    })
 }

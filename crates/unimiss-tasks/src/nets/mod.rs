@@ -1,11 +1,11 @@
 //! Task networks on the model crate's MiT, and pretrained-weight loading.
 //!
-//! - [`Task::Cls3d`] / [`Task::Cls2d`]: [`ClsNet`], the MiT encoder path of one modality with the
+//! - [`Task::CLS3D`] / [`Task::CLS2D`]: [`ClsNet`], the MiT encoder path of one modality with the
 //!   RICORD head (reference §5.1): `LayerNorm(512, eps 1e-6)` on the stage-4 tokens, one
 //!   `Linear(512 → classes)` applied to the class token and to the mean patch token, averaged.
 //!   For 2D this adapts the MiT+ head of §5.3 (raw class token, no norm) to MiT: see
 //!   `docs/tasks.md`.
-//! - [`Task::Seg3d`] / [`Task::Seg2d`]: [`SegNet`], the MiT encoder + decoder without class
+//! - [`Task::SEG3D`] / [`Task::SEG2D`]: [`SegNet`], the MiT encoder + decoder without class
 //!   tokens with the BCV segmentation head (reference §5.2), mirrored in 2D (see `docs/tasks.md`).
 
 pub mod cls;
@@ -32,7 +32,8 @@ pub enum TaskNet {
 }
 
 /// What a task predicts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TaskKind {
     /// One class per image or volume ([`ClsNet`]).
     Classification,
@@ -40,33 +41,30 @@ pub enum TaskKind {
     Segmentation,
 }
 
-/// The four downstream tasks: a [`TaskKind`] on a [`Modality`].
+/// A downstream task: a [`TaskKind`] on a [`Modality`]. Written `cls3d`, `seg3d`, `cls2d`,
+/// `seg2d` (command line, `job.json`, task weight files).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Task {
-    Cls3d,
-    Seg3d,
-    Cls2d,
-    Seg2d,
+#[serde(try_from = "String", into = "String")]
+pub struct Task {
+    pub kind: TaskKind,
+    pub modality: Modality,
 }
 
 impl Task {
-    pub const ALL: [Task; 4] = [Task::Cls3d, Task::Seg3d, Task::Cls2d, Task::Seg2d];
+    pub const CLS3D: Task = Task { kind: TaskKind::Classification, modality: Modality::Volume3d };
+    pub const SEG3D: Task = Task { kind: TaskKind::Segmentation, modality: Modality::Volume3d };
+    pub const CLS2D: Task = Task { kind: TaskKind::Classification, modality: Modality::Image2d };
+    pub const SEG2D: Task = Task { kind: TaskKind::Segmentation, modality: Modality::Image2d };
+    pub const ALL: [Task; 4] = [Task::CLS3D, Task::SEG3D, Task::CLS2D, Task::SEG2D];
 
     /// The modality the task runs on.
     pub fn modality(self) -> Modality {
-        match self {
-            Task::Cls3d | Task::Seg3d => Modality::Volume3d,
-            Task::Cls2d | Task::Seg2d => Modality::Image2d,
-        }
+        self.modality
     }
 
     /// Classification or segmentation.
     pub fn kind(self) -> TaskKind {
-        match self {
-            Task::Cls3d | Task::Cls2d => TaskKind::Classification,
-            Task::Seg3d | Task::Seg2d => TaskKind::Segmentation,
-        }
+        self.kind
     }
 
     pub fn is_segmentation(self) -> bool {
@@ -111,18 +109,16 @@ impl Task {
 
     /// The key infix of the modality the task does not run (`3D` for 2D tasks, `2D` for 3D).
     pub fn other_tag(self) -> &'static str {
-        match self.modality() {
-            Modality::Image2d => Modality::Volume3d.tag(),
-            Modality::Volume3d => Modality::Image2d.tag(),
-        }
+        self.modality.other().tag()
     }
 
+    /// `cls3d`, `seg3d`, `cls2d` or `seg2d`.
     pub fn name(self) -> &'static str {
-        match self {
-            Task::Cls3d => "cls3d",
-            Task::Seg3d => "seg3d",
-            Task::Cls2d => "cls2d",
-            Task::Seg2d => "seg2d",
+        match (self.kind, self.modality) {
+            (TaskKind::Classification, Modality::Volume3d) => "cls3d",
+            (TaskKind::Segmentation, Modality::Volume3d) => "seg3d",
+            (TaskKind::Classification, Modality::Image2d) => "cls2d",
+            (TaskKind::Segmentation, Modality::Image2d) => "seg2d",
         }
     }
 }
@@ -136,6 +132,19 @@ pub fn is_decoder_key(key: &str) -> bool {
 impl std::fmt::Display for Task {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl From<Task> for String {
+    fn from(t: Task) -> String {
+        t.name().to_string()
+    }
+}
+
+impl TryFrom<String> for Task {
+    type Error = crate::TaskError;
+    fn try_from(s: String) -> crate::Result<Self> {
+        s.parse()
     }
 }
 

@@ -36,7 +36,8 @@ use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use unimiss_data::nifti::{Datatype, NiftiHeader, NiftiVersion, OutputType, write_nifti};
+use unimiss_data::nifti::{Datatype, NiftiHeader, NiftiVersion, OutputType};
+pub use unimiss_data::write::{to_file_order, write_png, write_volume};
 use unimiss_data::{Manifest, Modality, Sample};
 
 use crate::error::{Result, TaskError};
@@ -120,33 +121,6 @@ pub fn nifti_header(spacing: [f64; 3]) -> NiftiHeader {
         xyzt_units: 2,
         descrip: "unimiss-rs phantom".into(),
     }
-}
-
-/// (D, H, W) row-major → NIfTI file order (x = H fastest, then y = W, then z = D).
-pub fn to_file_order(data: &[f32], dims: [usize; 3]) -> Vec<f32> {
-    let [d, h, w] = dims;
-    let mut out = vec![0f32; data.len()];
-    for z in 0..d {
-        for y in 0..h {
-            for x in 0..w {
-                out[y + h * (x + w * z)] = data[(z * h + y) * w + x];
-            }
-        }
-    }
-    out
-}
-
-/// Writes a (D, H, W) volume as NIfTI (int16 or f32).
-pub fn write_volume(path: &Path, data: &[f32], dims: [usize; 3], header: &NiftiHeader, ty: OutputType) -> Result<()> {
-    let file = to_file_order(data, dims);
-    write_nifti(path, header, [dims[1], dims[2], dims[0]], &file, ty).map_err(|e| TaskError::file(path, e))
-}
-
-/// Writes an 8-bit grey PNG.
-pub fn write_png(path: &Path, data: &[u8], size: [usize; 2]) -> Result<()> {
-    let img = image::GrayImage::from_raw(size[1] as u32, size[0] as u32, data.to_vec())
-        .ok_or_else(|| TaskError::file(path, format!("{} bytes do not fill {}×{}", data.len(), size[0], size[1])))?;
-    img.save(path).map_err(|e| TaskError::file(path, e))
 }
 
 /// The files and labels of one written case.

@@ -25,7 +25,7 @@ fn pretrained_loading_keys_shapes_and_zoom() -> Result<(), TaskError> {
     let cfg = MitConfig::tiny().with_img_size_2d(64).with_img_size_3d([32, 64, 64]);
     let vm = VarMap::new();
     let net = ClsNet::new(&cfg, Modality::Volume3d, 2, VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
-    let rep = load_pretrained(&vm, &file, Which::Student, Task::Cls3d)?;
+    let rep = load_pretrained(&vm, &file, Which::Student, Task::CLS3D)?;
     let k1 = "backbone.transformer.pos_embed3D1";
     assert!(rep.zoomed.contains(&(k1.to_string(), 2049, 4097)), "{:?}", rep.zoomed);
     assert_eq!(rep.zoomed.len(), 4, "the four 3D encoder tables are zoomed: {:?}", rep.zoomed);
@@ -56,11 +56,11 @@ fn wrong_architecture_is_an_error_naming_the_file() -> Result<(), TaskError> {
     let bad = dir.path().join("bad.safetensors");
     let t = Tensor::zeros((7, 7), DType::F32, &dev)?;
     candle::safetensors::save(&std::collections::HashMap::from([("backbone.transformer.block1.0.attn.q.weight".to_string(), t)]), &bad)?;
-    let e = load_pretrained(&vm, &bad, Which::Student, Task::Cls2d).err().map(|e| e.to_string()).unwrap_or_default();
+    let e = load_pretrained(&vm, &bad, Which::Student, Task::CLS2D).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains("bad.safetensors") && e.contains("wrong architecture"), "{e}");
     let other = dir.path().join("other.safetensors");
     candle::safetensors::save(&std::collections::HashMap::from([("encoder.weight".to_string(), Tensor::ones(3, DType::F32, &dev)?)]), &other)?;
-    let e = load_pretrained(&vm, &other, Which::Student, Task::Cls2d).err().map(|e| e.to_string()).unwrap_or_default();
+    let e = load_pretrained(&vm, &other, Which::Student, Task::CLS2D).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains("other.safetensors") && e.contains("no tensor"), "{e}");
     Ok(())
 }
@@ -98,15 +98,15 @@ fn every_manifest_is_checked_against_the_task() -> Result<(), TaskError> {
     // a segmentation validation manifest without masks: an error naming the file, not a panic
     let val = dir.path().join("seg3d_val.tsv");
     std::fs::write(&val, "#classes=background,liver\nct/a.nii.gz\t3d\n")?;
-    let e = Task::Seg3d.read_manifest(&val).err().map(|e| e.to_string()).unwrap_or_default();
+    let e = Task::SEG3D.read_manifest(&val).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains("seg3d_val.tsv") && e.contains("a.nii.gz: 0 mask columns"), "{e}");
-    let e = Task::Cls2d.read_manifest(&val).err().map(|e| e.to_string()).unwrap_or_default();
+    let e = Task::CLS2D.read_manifest(&val).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains("modality 3d where 2d is needed"), "{e}");
     std::fs::write(&val, "#classes=background,liver\nct/a.nii.gz\t3d\t-\t-\tct/a_seg.nii.gz\n")?;
-    assert_eq!(Task::Seg3d.read_manifest(&val)?.samples[0].masks, [dir.path().join("ct/a_seg.nii.gz")]);
+    assert_eq!(Task::SEG3D.read_manifest(&val)?.samples[0].masks, [dir.path().join("ct/a_seg.nii.gz")]);
     // the augmentation presets: flips only for classification
-    assert_eq!((Task::Cls3d.augmenter(1).p_rotation, Task::Cls3d.augmenter(1).p_scale), (0.0, 0.0));
-    assert_eq!(Task::Seg2d.augmenter(1).rotation_deg, 10.0);
-    assert_eq!(Task::Seg3d.augmenter(1).scale, (0.7, 1.4));
+    assert_eq!((Task::CLS3D.augmenter(1).p_rotation, Task::CLS3D.augmenter(1).p_scale), (0.0, 0.0));
+    assert_eq!(Task::SEG2D.augmenter(1).rotation_deg, 10.0);
+    assert_eq!(Task::SEG3D.augmenter(1).scale, (0.7, 1.4));
     Ok(())
 }

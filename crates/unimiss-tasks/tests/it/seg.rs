@@ -47,7 +47,7 @@ fn seg_nets_shapes_and_every_parameter_gets_a_gradient() -> Result<(), TaskError
     for o in &outs {
         loss = (loss + o.sqr()?.mean_all()?)?;
     }
-    let n3 = check_grads(&vm, Task::Seg3d, &loss)?;
+    let n3 = check_grads(&vm, Task::SEG3D, &loss)?;
 
     let vm2 = VarMap::new();
     let net2 = SegNet::new(&cfg(), Modality::Image2d, 3, false, SeededVarMap::var_builder(&vm2, 3, DType::F32, &dev))?;
@@ -55,7 +55,7 @@ fn seg_nets_shapes_and_every_parameter_gets_a_gradient() -> Result<(), TaskError
     let outs2 = net2.forward_t(&x2, true)?;
     assert_eq!(outs2.len(), 1);
     assert_eq!(outs2[0].dims(), [2, 3, 64, 64]);
-    let n2 = check_grads(&vm2, Task::Seg2d, &outs2[0].sqr()?.mean_all()?)?;
+    let n2 = check_grads(&vm2, Task::SEG2D, &outs2[0].sqr()?.mean_all()?)?;
     assert!(n3 > n2 && n2 > 50, "trained parameter counts {n3} (3D) {n2} (2D)");
     // the wrong modality is an error, not a panic
     assert!(net2.forward(&x).is_err());
@@ -81,7 +81,7 @@ fn seg_pretrained_loading_keeps_decoder_and_drops_class_entries() -> Result<(), 
     pre.save(&file)?;
     let vm = VarMap::new();
     SegNet::new(&cfg(), Modality::Volume3d, 4, true, VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
-    let rep = load_pretrained(&vm, &file, Which::Student, Task::Seg3d)?;
+    let rep = load_pretrained(&vm, &file, Which::Student, Task::SEG3D)?;
     let zoomed: BTreeSet<(String, usize, usize)> = rep.zoomed.iter().cloned().collect();
     // 16×64×64: stage grids 8·16·16, 4·8·8, 2·4·4, 1·2·2; every pretrained table has a class entry
     for (k, n) in [("transformer.pos_embed3D1", 2048), ("transformer.pos_embed3D4", 4), ("DecPosEmbed3D0", 32), ("DecPosEmbed3D2", 2048)] {
@@ -119,7 +119,7 @@ fn seg3d_and_seg2d_finetune_evaluate_predict_on_phantoms() -> Result<(), TaskErr
     // volumes and images larger than the training patch and not a multiple of it: patches are
     // cropped for training, and evaluate/predict run the sliding window at native resolution
     generate(&data, &PhantomConfig { count: 5, seed: 1, dims: [20, 72, 88], spacing: [2.5, 1.2, 1.2], size_2d: 80 }, &mut |_, _| ())?;
-    for task in [Task::Seg3d, Task::Seg2d] {
+    for task in [Task::SEG3D, Task::SEG2D] {
         let out = dir.path().join(task.name());
         let job = FinetuneJob {
             task,
@@ -134,23 +134,27 @@ fn seg3d_and_seg2d_finetune_evaluate_predict_on_phantoms() -> Result<(), TaskErr
         assert_eq!(o.epochs_run, 2);
         assert!((0.0..=1.0).contains(&o.best_metric), "{task}: mean Dice {}", o.best_metric);
         let best = out.join("best.safetensors");
-        let report = evaluate(&best, &data.join(format!("{task}_test.tsv")), &dev)?;
+        let typed = evaluate(&best, &data.join(format!("{task}_test.tsv")), &dev)?;
+        assert_eq!(typed.task(), task);
+        assert!(typed.to_string().starts_with(&format!("evaluate {task} on ")), "{typed}");
+        // the JSON report keeps its keys
+        let report = serde_json::to_value(&typed)?;
         let dm = report["dice_mean"].as_f64();
         assert!(dm.is_none_or(|d| (0.0..=1.0).contains(&d)), "{task}: {report}");
         assert_eq!(report["dice"].as_object().map(|m| m.len()), Some(3), "{task}: three organs: {report}");
         assert_eq!(report["hd95"].as_object().map(|m| m.len()), Some(3), "{task}: HD95 per organ: {report}");
-        assert_eq!(report["hd95_unit"], if task == Task::Seg3d { "mm" } else { "px" });
+        assert_eq!(report["hd95_unit"], if task == Task::SEG3D { "mm" } else { "px" });
         assert!(report.get("auc").is_none() && report.get("accuracy").is_none(), "no classification fields: {report}");
-        assert_eq!(report["inference"]["patch"], serde_json::json!(if task == Task::Seg3d { [16, 64, 64] } else { [1, 64, 64] }));
+        assert_eq!(report["inference"]["patch"], serde_json::json!(if task == Task::SEG3D { [16, 64, 64] } else { [1, 64, 64] }));
         let pred_dir = out.join("pred");
         let input = match task {
-            Task::Seg3d => data.join("ct/case_004.nii.gz"),
+            Task::SEG3D => data.join("ct/case_004.nii.gz"),
             _ => data.join("xray/case_004.png"),
         };
         let summary = predict(&best, &input, &pred_dir, &PredictOptions::default(), &dev)?;
         assert_eq!(summary.predicted, 1);
         match task {
-            Task::Seg3d => {
+            Task::SEG3D => {
                 let p = unimiss_data::read_nifti(pred_dir.join("case_004_pred.nii.gz")).map_err(|e| TaskError::Invalid(e.to_string()))?;
                 let src = unimiss_data::read_nifti(&input).map_err(|e| TaskError::Invalid(e.to_string()))?;
                 assert_eq!(p.dims, src.dims);
@@ -188,12 +192,12 @@ fn per_class_dice_and_hd95_of_a_hand_made_case() -> Result<(), TaskError> {
     }
     gt[at(1, 3, 4)] = 2;
     let maps = |labels| SegMaps { dims, spacing: Some([2.0, 1.0, 0.5]), labels, masks: vec![] };
-    let case = case_metrics(Task::Seg3d, "hand", &maps(pred), &maps(gt), 3)?;
+    let case = case_metrics(Task::SEG3D, "hand", &maps(pred), &maps(gt), 3)?;
     assert_eq!(case.dice, vec![Some(0.5), Some(0.0)]);
     crate::close(case.jaccard[0].unwrap_or(f64::NAN), 1.0 / 3.0, 1e-12, "jaccard a");
     assert_eq!(case.hd95, Some(vec![Some(0.5), None]));
     let names = vec!["a".to_string(), "b".to_string()];
-    let report = segmentation_report(&names, &[case])?;
+    let report = serde_json::to_value(segmentation_report(&names, &[case])?)?;
     assert_eq!(report["dice"]["a"], 0.5);
     assert_eq!(report["dice"]["b"], 0.0);
     assert_eq!(report["dice_mean"], 0.25);
@@ -209,9 +213,9 @@ fn per_class_dice_and_hd95_of_a_hand_made_case() -> Result<(), TaskError> {
     for i in [5, 6, 9, 10] {
         square[i] = true;
     }
-    let same = case_metrics(Task::Seg2d, "2d", &m2(square.clone()), &m2(square.clone()), 1)?;
+    let same = case_metrics(Task::SEG2D, "2d", &m2(square.clone()), &m2(square.clone()), 1)?;
     assert_eq!((same.dice.clone(), same.hd95.clone()), (vec![Some(1.0)], Some(vec![Some(0.0)])));
-    let empty = case_metrics(Task::Seg2d, "2d", &m2(vec![false; 16]), &m2(square), 1)?;
+    let empty = case_metrics(Task::SEG2D, "2d", &m2(vec![false; 16]), &m2(square), 1)?;
     crate::close(empty.dice[0].unwrap_or(f64::NAN), 0.01 / 4.01, 1e-12, "smoothed empty Dice");
     Ok(())
 }
@@ -240,11 +244,24 @@ fn folder_inputs_skip_the_masks_beside_their_images() -> Result<(), TaskError> {
 #[test]
 fn undefined_auc_says_why() {
     let classes = vec!["no_lesion".to_string(), "lesion".to_string()];
-    let w = auc_warnings(&serde_json::json!({"auc": null}), &[1, 1, 1], &classes);
+    let w = auc_warnings(&metrics_with_auc(None), &[1, 1, 1], &classes);
     assert_eq!(w.len(), 1);
     assert!(w[0].contains("undefined") && w[0].contains("only lesion (3 cases)"), "{w:?}");
-    assert!(auc_warnings(&serde_json::json!({"auc": 0.8}), &[0, 1], &classes).is_empty());
+    assert!(auc_warnings(&metrics_with_auc(Some(0.8)), &[0, 1], &classes).is_empty());
     let three = vec!["a".to_string(), "b".to_string(), "c".to_string()];
-    let w3 = auc_warnings(&serde_json::json!({"auc": 0.7}), &[0, 1, 1], &three);
+    let w3 = auc_warnings(&metrics_with_auc(Some(0.7)), &[0, 1, 1], &three);
     assert!(w3.len() == 1 && w3[0].contains("no test case has c"), "{w3:?}");
+}
+
+fn metrics_with_auc(auc: Option<f64>) -> unimiss_tasks::metrics::ClsMetrics {
+    unimiss_tasks::metrics::ClsMetrics {
+        accuracy: 0.5,
+        auc,
+        ap: None,
+        sensitivity: None,
+        specificity: None,
+        auc_per_class: vec![],
+        ap_per_class: vec![],
+        confusion: vec![],
+    }
 }

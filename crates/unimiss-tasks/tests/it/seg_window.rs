@@ -30,13 +30,13 @@ fn tile(x: &Tensor, size: [usize; 3]) -> Result<Tensor, TaskError> {
 #[test]
 fn a_tiled_volume_gives_each_aligned_tile_the_patch_prediction_up_to_seam_blending() -> Result<(), TaskError> {
     let net = net()?;
-    let cfg = FinetuneConfig { input_3d: PATCH, sw_mirror: true, ..FinetuneConfig::ci(Task::Seg3d) };
+    let cfg = FinetuneConfig { input_3d: PATCH, sw_mirror: true, ..FinetuneConfig::ci(Task::SEG3D) };
     let patch = Tensor::randn(0f32, 1.0, (1, PATCH[0], PATCH[1], PATCH[2]), &Device::Cpu)?;
     // 1.5 × 1.5 × 2.5 patches: not a multiple of the patch on any axis
     let size = [24, 96, 160];
     let vol = tile(&patch, size)?;
-    let own = seg_probabilities(&net, Task::Seg3d, &patch, &cfg)?;
-    let all = seg_probabilities(&net, Task::Seg3d, &vol, &cfg)?;
+    let own = seg_probabilities(&net, Task::SEG3D, &patch, &cfg)?;
+    let all = seg_probabilities(&net, Task::SEG3D, &vol, &cfg)?;
     assert_eq!(all.dims(), &[3, 24, 96, 160], "the label probabilities keep the input's shape");
     let own: Vec<f32> = own.flatten_all()?.to_vec1()?;
     let all: Vec<f32> = all.flatten_all()?.to_vec1()?;
@@ -44,7 +44,7 @@ fn a_tiled_volume_gives_each_aligned_tile_the_patch_prediction_up_to_seam_blendi
     // (0, 0, 64) have a window of their own; their voxels mix the patch's own prediction (weight
     // g(v − tile)) with shifted windows (the rest of the summed weight W(v)), so
     // |p(v) − own(v − tile)| ≤ (W(v) − g(v − tile)) / W(v)
-    let sw = sliding_window(Task::Seg3d, &cfg);
+    let sw = sliding_window(Task::SEG3D, &cfg);
     let steps = sw.steps(size);
     assert_eq!(steps, [vec![0, 8], vec![0, 32], vec![0, 32, 64, 96]]);
     let g = sw.importance_map();
@@ -82,9 +82,9 @@ fn a_tiled_volume_gives_each_aligned_tile_the_patch_prediction_up_to_seam_blendi
 #[test]
 fn a_volume_smaller_than_the_patch_is_padded_and_cropped_back() -> Result<(), TaskError> {
     let net = net()?;
-    let cfg = FinetuneConfig { input_3d: PATCH, sw_mirror: false, ..FinetuneConfig::ci(Task::Seg3d) };
+    let cfg = FinetuneConfig { input_3d: PATCH, sw_mirror: false, ..FinetuneConfig::ci(Task::SEG3D) };
     let vol = Tensor::randn(0f32, 1.0, (1, 10, 20, 75), &Device::Cpu)?;
-    let p = seg_probabilities(&net, Task::Seg3d, &vol, &cfg)?;
+    let p = seg_probabilities(&net, Task::SEG3D, &vol, &cfg)?;
     assert_eq!(p.dims(), &[3, 10, 20, 75]);
     // softmax probabilities: each voxel sums to 1
     let s = (p.sum(0)? - 1.0)?.abs()?.max_all()?.to_scalar::<f32>()?;

@@ -18,30 +18,28 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use candle::{DType, Device, Tensor, Var};
+use candle::{DType, Device, Var};
 use candle_nn::VarMap;
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use unimiss_model::checkpoint::Which;
 use unimiss_model::{MitConfig, Modality, SeededVarMap};
-use unimiss_ssl::checkpoint::{self, Snapshot};
-use unimiss_ssl::log::{JsonlLog, TaskEpochRecord, TaskStepRecord, rss_mb};
-use unimiss_ssl::optim::{AdamW, Clip, Decay, StepOptions};
+use unimiss_ssl::checkpoint::{self, Position};
+use unimiss_ssl::log::JsonlLog;
+use unimiss_ssl::optim::{AdamW, Decay};
+use unimiss_ssl::progress::Progress;
+use unimiss_ssl::runloop::{self, LoopPlan, RunOutput};
 
-use crate::labelled::LabelledSample;
-use crate::segment::{mean_dice, seg_batch, seg_channels, seg_cases, seg_loss};
-
-use crate::ckpt::{TaskMeta, assign, load_weights, save_weights};
+use crate::ckpt::{TaskMeta, assign, load_weights};
 use crate::config::FinetuneConfig;
 use crate::error::{Result, TaskError};
-use crate::infer::{input_of, predict_probs};
-use crate::job::{State, lr_at};
+use crate::infer::predict_probs;
+use crate::job::State;
 use crate::labelled::LabelledManifest;
-use crate::losses::cross_entropy;
 use crate::metrics::classification_metrics;
 use crate::nets::{ClsNet, SegNet, TaskKind, TaskNet, load_pretrained};
+use crate::segment::{mean_dice, seg_cases, seg_channels};
+
+mod learner;
+use learner::FinetuneRun;
 
 pub use crate::job::FinetuneJob;
 
@@ -76,7 +74,7 @@ fn preflight(origin: &Path) -> Result<()> {
 
 /// The MiT configuration of a fine-tuning config.
 pub fn mit_config(cfg: &FinetuneConfig) -> Result<MitConfig> {
-    Ok(MitConfig::for_run(&cfg.arch, cfg.input_2d, cfg.input_3d)?)
+    Ok(MitConfig::for_run(cfg.arch, cfg.input_2d, cfg.input_3d)?)
 }
 
 /// Builds the network of `meta` on a fresh variable map, initialised deterministically from the
@@ -133,7 +131,8 @@ fn val_metric(net: &TaskNet, job: &FinetuneJob, val: &LabelledManifest, classes:
     })
 }
 
-/// Runs (or resumes) a fine-tuning job; `report(line)` receives progress lines.
+/// Runs (or resumes) a fine-tuning job on the runtime's one loop ([`unimiss_ssl::runloop`]);
+/// `report(line)` receives progress lines.
 pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -> Result<FinetuneOutcome> {
     let cfg = &job.config;
     cfg.validate()?;
@@ -141,15 +140,15 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
     let val = job.task.read_manifest(&job.val)?;
     preflight(&job.train)?;
     preflight(&job.val)?;
-    let seg = job.task.is_segmentation();
-    let classes = if seg { seg_channels(job.task, &train, &job.train)? } else { class_names(&train, &job.train)? };
-    let k = classes.len();
-    let labels = match seg {
-        true => vec![],
-        false => train.class_indices(k, &job.train)?,
+    let classes = match job.task.kind() {
+        TaskKind::Segmentation => seg_channels(job.task, &train, &job.train)?,
+        TaskKind::Classification => class_names(&train, &job.train)?,
     };
-    let augmenter = job.task.augmenter(cfg.seed);
-    let meta = TaskMeta { task: job.task, classes: classes.clone(), config: cfg.clone() };
+    let labels = match job.task.kind() {
+        TaskKind::Segmentation => vec![],
+        TaskKind::Classification => train.class_indices(classes.len(), &job.train)?,
+    };
+    let meta = TaskMeta { task: job.task, classes, config: cfg.clone() };
     std::fs::create_dir_all(&job.output).map_err(|e| TaskError::file(&job.output, e))?;
     let (vm, net) = build_net(&meta, dev)?;
     let all_vars: BTreeMap<String, Var> = {
@@ -157,8 +156,7 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
         data.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     };
     if let (Some(p), false) = (&job.pretrained, job.resume) {
-        let which: Which = cfg.which.parse()?;
-        let rep = load_pretrained(&vm, p, which, job.task)?;
+        let rep = load_pretrained(&vm, p, cfg.which, job.task)?;
         let summary = rep.summary();
         let out = job.output.join("pretrained.txt");
         std::fs::write(&out, &summary).map_err(|e| TaskError::file(&out, e))?;
@@ -189,133 +187,39 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
     let toml = toml::to_string_pretty(cfg).map_err(|e| TaskError::Invalid(e.to_string()))?;
     log.events().text("config", st.step, &format!("```toml\n{toml}\n```"))?;
     std::fs::write(&cfg_path, toml).map_err(|e| TaskError::file(&cfg_path, e))?;
-    let total_steps = iters * cfg.epochs;
-    let mut stopped_early = false;
-    let t0 = std::time::Instant::now();
-    let first_epoch = st.next_epoch;
-    for epoch in st.next_epoch..cfg.epochs {
-        let te = std::time::Instant::now();
-        let mut order: Vec<usize> = (0..n).collect();
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ ((epoch as u64 + 1) << 20));
-        order.shuffle(&mut rng);
-        let mut loss_sum = 0.0;
-        for it in 0..iters {
-            let ts = std::time::Instant::now();
-            let idxs: Vec<usize> = (0..bs).map(|b| order[(it * bs + b) % n]).collect();
-            let loss = match &net {
-                TaskNet::Seg(sn) => {
-                    let samples: Vec<&LabelledSample> = idxs.iter().map(|&i| &train.samples[i]).collect();
-                    let (x, y) = seg_batch(job.task, &samples, &idxs, k, cfg, Some((&augmenter, epoch)), dev)?;
-                    seg_loss(sn, job.task, &x, &y, cfg)?
-                }
-                TaskNet::Cls(cn) => {
-                    let mut xs = Vec::with_capacity(bs);
-                    let mut ys = Vec::with_capacity(bs);
-                    for &idx in &idxs {
-                        let (mut x, shape) = input_of(job.task, &train.samples[idx].sample.path, cfg)?;
-                        let dims: [usize; 3] = match job.task.modality() {
-                            Modality::Volume3d => [shape[1], shape[2], shape[3]],
-                            Modality::Image2d => [1, shape[1], shape[2]],
-                        };
-                        augmenter.apply_image(&mut x, shape[0], dims, epoch, idx);
-                        xs.push(Tensor::from_vec(x, shape, dev)?);
-                        ys.push(labels[idx] as u32);
-                    }
-                    let x = Tensor::stack(&xs, 0)?;
-                    let y = Tensor::from_vec(ys, bs, dev)?;
-                    cross_entropy(&cn.forward(&x)?, &y)?
-                }
-            };
-            let step = st.step + 1;
-            let lv = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if !lv.is_finite() {
-                return Err(TaskError::Invalid(format!("loss is {lv} at epoch {} step {step}; the last checkpoint is kept", epoch + 1)));
-            }
-            let lr = lr_at(cfg, st.lr_anchor, epoch, st.step, total_steps);
-            let store = loss.backward()?;
-            let grads: BTreeMap<String, Tensor> =
-                trainable.iter().filter_map(|(k, v)| store.get(v.as_tensor()).map(|g| (k.clone(), g.clone()))).collect();
-            drop(store);
-            let opts = StepOptions {
-                lr,
-                wd: cfg.weight_decay,
-                clip: Clip::GlobalNorm(cfg.clip_global_norm),
-                cancel_last_layer: false,
-                freeze_3d: false,
-                set_to_none: true,
-            };
-            let rep = opt.step(&grads, &opts).map_err(|e| TaskError::Invalid(format!("step {step} (epoch {}): {e}; the last checkpoint is kept", epoch + 1)))?;
-            st.step = step;
-            loss_sum += lv;
-            log.write(&TaskStepRecord {
-                kind: "step".into(),
-                step,
-                epoch,
-                loss: lv,
-                lr,
-                grad_norm: rep.grad_norm.unwrap_or(f64::NAN),
-                samples_per_s: bs as f64 / ts.elapsed().as_secs_f64().max(1e-9),
-                rss_mb: rss_mb(),
-            })
-            ?;
-        }
-        let train_loss = loss_sum / iters as f64;
-        let (metric_name, metric) = val_metric(&net, job, &val, k, dev)?;
-        if st.best_metric.is_none_or(|b| metric > b) {
-            st.best_metric = Some(metric);
-            st.best_epoch = epoch;
-            st.since_best = 0;
-            let best = job.output.join("best.safetensors");
-            save_weights(&best, &vm, &meta).map_err(|e| {
-                TaskError::file(
-                    &best,
-                    format!("best weights of epoch {} (step {}) not written ({e}); the previous best and the last checkpoint are kept", epoch + 1, st.step),
-                )
-            })?;
-        } else {
-            st.since_best += 1;
-        }
-        st.history.push((train_loss, metric));
-        st.next_epoch = epoch + 1;
-        let snap = Snapshot { sets: vec![("model", &all_vars)], optim: &opt, extra: vec![], step: st.step, state: serde_json::to_value(&st)? };
-        checkpoint::save(&job.output, &snap, cfg.keep_checkpoints)?;
-        let best = st.best_metric.unwrap_or(f64::NAN);
-        log.write(&TaskEpochRecord {
-            kind: "epoch".into(),
-            epoch,
-            step: st.step,
-            train_loss,
-            metric: metric_name.into(),
-            val_metric: metric,
-            best,
-            seconds: te.elapsed().as_secs_f64(),
-        })
-        ?;
-        // Drawn after every epoch, so an interrupted run has its curves too.
-        if let Err(e) = unimiss_ssl::plot::plot_task_log(&job.output.join("log.jsonl"), &job.output.join("curves.png")) {
-            report(&format!("warning: curves.png not drawn: {e}"));
-        }
-        let rate = t0.elapsed().as_secs_f64() / (epoch + 1 - first_epoch) as f64;
-        report(&format!(
-            "epoch {}/{}: train loss {train_loss:.4}, val {metric_name} {metric:.4} (best {best:.4} @ epoch {}), {:.1} s/epoch, RSS {:.0} MB, ETA {:.0} s",
-            epoch + 1,
-            cfg.epochs,
-            st.best_epoch + 1,
-            rate,
-            rss_mb(),
-            rate * (cfg.epochs - epoch - 1) as f64
-        ));
-        if cfg.patience > 0 && st.since_best >= cfg.patience {
-            stopped_early = true;
-            report(&format!("early stop: no improvement for {} epochs", cfg.patience));
-            break;
-        }
-    }
+    let start = Position { epoch: st.next_epoch, batch: 0, step: st.step };
+    let plan = LoopPlan { epochs: cfg.epochs, max_steps: 0, every_steps: 0, every_epochs: 1, max_param_norm_ratio: 0.0, writer: true };
+    let mut run = FinetuneRun {
+        job,
+        dev,
+        augmenter: job.task.augmenter(cfg.seed),
+        meta,
+        vm,
+        net,
+        all_vars,
+        trainable,
+        opt,
+        st,
+        train,
+        val,
+        labels,
+        bs,
+        iters,
+        order: vec![],
+        next: 0,
+        loss_sum: 0.0,
+        t0: std::time::Instant::now(),
+        first_epoch: start.epoch,
+    };
+    let left = runloop::steps_left(&run, &plan, start);
+    let mut out = RunOutput { log: Some(log), progress: Progress::lines(left, |l| report(l)) };
+    let ended = runloop::run(&mut run, &plan, start, &mut out)?;
+    drop(out);
     report(&crate::job::keep_when_finished(&job.output, cfg)?);
     Ok(FinetuneOutcome {
-        best_metric: st.best_metric.unwrap_or(f64::NAN),
-        best_epoch: st.best_epoch,
-        epochs_run: st.next_epoch,
-        stopped_early,
+        best_metric: run.st.best_metric.unwrap_or(f64::NAN),
+        best_epoch: run.st.best_epoch,
+        epochs_run: run.st.next_epoch,
+        stopped_early: ended.stopped_early,
     })
 }
