@@ -2,6 +2,7 @@
 //!
 //! Each verb lives in its own module under `cmd/`; this file only dispatches and reports errors.
 
+mod args;
 mod bench;
 mod cmd;
 

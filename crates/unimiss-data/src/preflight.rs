@@ -125,6 +125,12 @@ pub fn check(manifest: &Manifest) -> Report {
 
 /// Reads the TSV manifest at `path` and checks every sample, naming each problem's line.
 pub fn check_file(path: impl AsRef<Path>) -> Result<Report> {
+    Ok(read_checked(path)?.1)
+}
+
+/// Reads the TSV manifest at `path` once and checks every sample (each problem names its
+/// line): the manifest and the report, so a run reads its manifest a single time.
+pub fn read_checked(path: impl AsRef<Path>) -> Result<(Manifest, Report)> {
     let path = path.as_ref();
     let manifest = Manifest::read(path)?;
     let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
@@ -135,7 +141,26 @@ pub fn check_file(path: impl AsRef<Path>) -> Result<Report> {
         .zip(lines)
         .map(|(s, line)| Entry { path: s.path.clone(), modality: s.modality, line })
         .collect();
-    Ok(check_entries(Some(path.to_path_buf()), &entries))
+    let report = check_entries(Some(path.to_path_buf()), &entries);
+    Ok((manifest, report))
+}
+
+/// Checks every image, volume and mask of the labelled manifest at `origin` (fine-tuning,
+/// evaluation), naming each problem's line. Each line is parsed alone, which yields its samples
+/// exactly as the whole-file parse does.
+pub fn check_labelled(origin: &Path) -> Result<Report> {
+    let text = std::fs::read_to_string(origin).map_err(|e| DataError::io(origin, e))?;
+    let base = origin.parent().unwrap_or(Path::new(""));
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        for s in crate::labelled::LabelledManifest::parse(line, base, origin)?.samples {
+            let modality = s.sample.modality;
+            for p in std::iter::once(s.sample.path).chain(s.masks) {
+                entries.push(Entry { path: p, modality, line: Some(i + 1) });
+            }
+        }
+    }
+    Ok(check_entries(Some(origin.to_path_buf()), &entries))
 }
 
 /// The line of each of the `n` samples: each line is parsed alone by [`Manifest::parse`] (after

@@ -4,18 +4,9 @@
 //! above [`MAX_FEATURE_COSINE`]). A falling loss is no health check: a teacher that gives every
 //! input the same peaked distribution has a low loss too (docs/ssl.md).
 
-use serde::{Deserialize, Serialize};
 
 use crate::Modality;
-
-/// A collapse warning in `log.jsonl` (`{"kind": "warning", …}` as [`crate::log::Record::Warning`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WarningRecord {
-    pub epoch: usize,
-    pub step: u64,
-    pub modality: Modality,
-    pub message: String,
-}
+pub use crate::log::WarningRecord;
 
 /// Below this input information (nats) the teacher's output no longer tells inputs apart.
 pub const MIN_TEACHER_INFO: f64 = 0.05;

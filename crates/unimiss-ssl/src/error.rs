@@ -35,53 +35,33 @@ pub enum SslError {
     /// A checkpoint is missing a file, a tensor or a field, or does not match the model.
     #[error("checkpoint {path}: {msg}")]
     Checkpoint { path: PathBuf, msg: String },
-    /// A checkpoint could not be written; the previous one is kept.
-    #[error("checkpoint of step {step} not written (the previous checkpoint is kept): {source}")]
-    CheckpointWrite {
-        step: u64,
-        #[source]
-        source: Box<SslError>,
-    },
-    /// The parameters became non-finite or grew past the divergence guard; the run stops
-    /// before checkpointing them.
-    #[error(
-        "training diverged at step {step} (epoch {epoch}): parameter norm {norm:.4e} ({why}); the \
-         last checkpoint (before this step) is kept — lower the learning rate or raise \
-         `guard.max_param_norm_ratio`"
-    )]
-    Diverged { step: u64, epoch: usize, norm: f64, why: String },
     /// Pre-flight found unreadable manifest entries (the listing names file and line).
     #[error("{0}\n(fix or remove these entries, or set data.on_bad_sample = \"skip\" to leave them out)")]
     Preflight(String),
-    /// A JSON document (log line, state file) could not be written or parsed.
-    #[error("JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    /// A line of a file (log, manifest) could not be parsed.
-    #[error("{}:{line}: {msg}", path.display())]
-    Parse { path: PathBuf, line: usize, msg: String },
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     /// Data loading failed.
     #[error(transparent)]
     Data(#[from] unimiss_data::DataError),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle::Error),
-    /// Plotting failed.
-    #[error("plot {path}: {msg}")]
-    Plot { path: PathBuf, msg: String },
+    /// The training runtime (loop, checkpoints, log, overrides, the divergence guard) failed.
+    #[error(transparent)]
+    Runtime(#[from] unimiss_runtime::RuntimeError),
 }
 
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, SslError>;
 
-/// Attach a path to an I/O error.
+/// A JSON document (state file, record) that could not be written or parsed is the runtime's
+/// `Json` error.
+impl From<serde_json::Error> for SslError {
+    fn from(e: serde_json::Error) -> Self {
+        SslError::Runtime(unimiss_runtime::RuntimeError::Json(e))
+    }
+}
+
+/// Attach a path to an I/O error (the runtime's `Io` error).
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> SslError {
-    let path = path.into();
-    move |source| SslError::Io { path, source }
+    let f = unimiss_runtime::error::io_err(path);
+    move |source| SslError::Runtime(f(source))
 }

@@ -38,7 +38,6 @@
 //! ```
 
 pub mod anticollapse;
-pub mod checkpoint;
 pub mod collapse;
 pub mod config;
 #[cfg(feature = "nccl")]
@@ -50,20 +49,19 @@ pub mod knn;
 pub mod log;
 pub mod loss;
 pub mod monitor;
-pub mod optim;
 pub mod plot;
 pub mod process;
-pub mod progress;
-pub mod rundir;
-pub mod runloop;
 pub mod schedule;
 pub mod step;
-pub mod tensorboard;
 pub mod trainer;
+
+/// The runtime this crate trains on (`unimiss-runtime`), re-exported: the trainer's API speaks
+/// its types (positions, checkpoints, the optimiser).
+pub use unimiss_runtime::{checkpoint, optim, progress, rundir, runloop, tensorboard};
 
 pub use config::TrainConfig;
 pub use error::{Result, SslError};
-pub use trainer::{Collective, RunSummary, Trainer};
+pub use trainer::{CkptState, Collective, RunSummary, Trainer};
 
 /// The modality of an epoch: the workspace's one 2D/3D type (defined in `unimiss-ops`).
 pub use unimiss_ops::{Modality, PerModality};

@@ -30,7 +30,8 @@ use crate::Modality;
 use crate::error::{Result, SslError};
 use crate::knn::{KnnParams, KnnScore, knn_leave_one_out, mean_cosine};
 
-pub use crate::collapse::{CollapseWatch, MAX_FEATURE_COSINE, MIN_TEACHER_INFO, WarningRecord};
+pub use crate::collapse::{CollapseWatch, MAX_FEATURE_COSINE, MIN_TEACHER_INFO};
+pub use crate::log::{KnnRecord, WarningRecord};
 
 /// `[eval]`: the kNN monitor; off while `manifest` is empty.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,26 +67,6 @@ impl EvalSection {
     pub fn params(&self) -> KnnParams {
         KnnParams { k: self.k, temperature: self.temperature }
     }
-}
-
-/// One kNN evaluation in `log.jsonl` (`{"kind": "knn", …}` as [`crate::log::Record::Knn`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KnnRecord {
-    /// 0-based epoch after which it ran.
-    pub epoch: usize,
-    /// Global optimiser steps done.
-    pub step: u64,
-    pub modality: Modality,
-    pub accuracy: f64,
-    /// Neighbours used.
-    pub k: usize,
-    /// Samples classified.
-    pub n: usize,
-    /// Accuracy of always answering the most frequent class (the floor to beat).
-    pub majority: f64,
-    /// Mean cosine similarity between the features of different samples (→ 1: every input
-    /// gives the same feature).
-    pub mean_cosine: f64,
 }
 
 /// The preprocessed samples of one modality.

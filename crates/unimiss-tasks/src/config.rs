@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use unimiss_model::Arch;
 use unimiss_model::checkpoint::Which;
-use unimiss_ssl::schedule::poly;
+use unimiss_runtime::schedule::poly;
 
 use crate::error::{Result, TaskError};
 use crate::losses::DiceTerm;
@@ -217,21 +217,21 @@ impl FinetuneConfig {
                 let dotted = if k.contains('.') { " (dotted keys such as optim.lr are pretraining keys, for `pretrain --set`)" } else { "" };
                 return Err(TaskError::Invalid(format!("--set {kv}: unknown key {:?}; fine-tuning keys are {}{dotted}", k.trim(), keys.join(", "))));
             }
-            unimiss_ssl::config::set_field(self, k.trim(), v.trim())?;
+            unimiss_runtime::overrides::set_field(self, k.trim(), v.trim())?;
         }
         Ok(())
     }
 
     /// Override one field by name (`--set lr=1e-4`), then validate.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        unimiss_ssl::config::set_field(self, key, value)?;
+        unimiss_runtime::overrides::set_field(self, key, value)?;
         self.validate()
     }
 
     /// Check every value before anything runs: counts at least 1, real numbers finite and in
     /// range, names from their lists.
     pub fn validate(&self) -> Result<()> {
-        use unimiss_ssl::config::{positive, real};
+        use unimiss_runtime::overrides::{positive, real};
         positive("batch_size", self.batch_size)?;
         positive("epochs", self.epochs)?;
         positive("input_2d", self.input_2d)?;

@@ -26,13 +26,13 @@ pub enum TaskError {
     /// Reading a manifest, image, volume or mask failed (the error names the file).
     #[error(transparent)]
     Data(#[from] unimiss_data::DataError),
-    /// The training runtime (optimiser, checkpoints, log) failed.
+    /// The training runtime (loop, optimiser, checkpoints, log) failed.
     #[error(transparent)]
-    Runtime(Box<unimiss_ssl::SslError>),
+    Runtime(Box<unimiss_runtime::RuntimeError>),
 }
 
-impl From<unimiss_ssl::SslError> for TaskError {
-    fn from(e: unimiss_ssl::SslError) -> Self {
+impl From<unimiss_runtime::RuntimeError> for TaskError {
+    fn from(e: unimiss_runtime::RuntimeError) -> Self {
         Self::Runtime(Box::new(e))
     }
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use unimiss_ssl::checkpoint;
+use unimiss_runtime::checkpoint;
 
 use crate::config::{FinetuneConfig, Schedule};
 use crate::error::{Result, TaskError};
@@ -50,7 +50,7 @@ impl FinetuneJob {
     /// The job of a run directory without a checkpoint (`RUN/job.json`), set to start again
     /// from step 0 in that directory; `None` when `run` holds a checkpoint.
     pub fn unfinished(run: &Path) -> Result<Option<Self>> {
-        use unimiss_ssl::rundir::{Holds, holds};
+        use unimiss_runtime::rundir::{Holds, holds};
         match holds(run)? {
             Holds::Run => Ok(None),
             Holds::Other(names) => Err(TaskError::file(run, format!("holds no run ({}): nothing to resume", names.join(", ")))),
@@ -91,7 +91,7 @@ pub struct LrAnchor {
 /// Learning rate of the step after `step` steps done, in `epoch`, of a run of `steps` steps.
 pub fn lr_at(cfg: &FinetuneConfig, anchor: Option<LrAnchor>, epoch: usize, step: u64, steps: usize) -> f64 {
     let Some(a) = anchor else { return cfg.lr_at(epoch, step as usize, steps) };
-    let poly = unimiss_ssl::schedule::poly;
+    let poly = unimiss_runtime::schedule::poly;
     match cfg.schedule {
         Schedule::Constant => cfg.lr,
         Schedule::PolyEpoch => poly(a.lr, epoch.saturating_sub(a.epoch), cfg.epochs.saturating_sub(a.epoch), 0.9),

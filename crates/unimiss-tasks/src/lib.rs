@@ -1,6 +1,10 @@
-//! Downstream tasks for UniMiSS: metrics, losses, native-resolution segmentation (nnU-Net
-//! training patches, sliding-window inference), positional-table resizing for pretrained loading,
-//! and synthetic labelled phantoms.
+//! Downstream tasks for UniMiSS: task networks ([`nets`]), fine-tuning ([`finetune`], a learner
+//! of `unimiss-runtime`'s loop), classification inference ([`classify`]), segmentation training
+//! data and loss ([`seg_train`]) and native-resolution inference ([`seg_infer`], sliding window
+//! [`sliding`]), metrics and typed evaluation reports ([`metrics`], [`evaluate`]), task weight
+//! files ([`weights`]), positional-table resizing for pretrained loading ([`zoom`]) and synthetic
+//! labelled phantoms ([`phantoms`]). Labelled manifests, readers, writers and the fine-tuning
+//! augmentations are `unimiss-data`'s.
 //!
 //! ```
 //! use unimiss_tasks::metrics::Overlap;
@@ -12,12 +16,11 @@
 //! # Ok::<(), unimiss_tasks::TaskError>(())
 //! ```
 
-pub mod ckpt;
+pub mod classify;
 pub mod config;
 pub mod error;
 pub mod evaluate;
 pub mod finetune;
-pub mod infer;
 pub mod inputs;
 pub mod job;
 pub mod losses;
@@ -26,14 +29,11 @@ pub mod nets;
 pub mod overlay;
 pub mod patches;
 pub mod phantoms;
+pub mod predict;
 pub mod seg_infer;
-pub mod segment;
+pub mod seg_train;
 pub mod sliding;
+pub mod weights;
 pub mod zoom;
 
 pub use error::{Result, TaskError};
-
-/// Labelled manifests, input/target reading and the fine-tuning augmentations live in
-/// `unimiss-data` (one manifest parser, one per-sample RNG); re-exported under their old paths.
-pub use unimiss_data::augment::spatial as augment;
-pub use unimiss_data::{dataset, labelled};

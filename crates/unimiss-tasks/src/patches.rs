@@ -19,7 +19,7 @@
 use rand::Rng;
 use unimiss_data::augment::AugRng;
 
-use crate::augment::SampleArrays;
+use unimiss_data::augment::spatial::SampleArrays;
 
 /// nnU-Net's `oversample_foreground_percent`.
 pub const FOREGROUND_FRACTION: f64 = 0.33;

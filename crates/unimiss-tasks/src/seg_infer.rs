@@ -19,13 +19,12 @@ use unimiss_data::nifti::{Datatype, OutputType, read_nifti_image};
 use unimiss_model::Modality;
 
 use crate::config::FinetuneConfig;
-use crate::dataset::{load_image_native, load_label_volume, load_masks_2d, load_volume_native};
+use unimiss_data::dataset::{load_image_native, load_label_volume, load_masks_2d, load_volume_native};
 use crate::error::{Result, TaskError};
-use crate::labelled::{LabelledManifest, LabelledSample};
+use unimiss_data::labelled::{LabelledManifest, LabelledSample};
 use crate::metrics::segmentation::{SegCase, SegMetricOptions, SegSummary, segmentation_case, segmentation_report};
 use crate::nets::{SegNet, Task};
 use unimiss_data::write::{write_png, write_volume};
-use crate::segment::patch_size;
 use crate::sliding::SlidingWindow;
 
 /// A segmentation on an image's native grid (a prediction or a ground truth).
@@ -49,6 +48,14 @@ impl SegMaps {
         } else {
             Cow::Owned(self.labels.iter().map(|&l| l as usize == c).collect())
         }
+    }
+}
+
+/// The network input (= training patch and sliding-window) size `(D, H, W)`; `D = 1` for 2D.
+pub fn patch_size(task: Task, cfg: &FinetuneConfig) -> [usize; 3] {
+    match task.modality() {
+        Modality::Volume3d => cfg.input_3d,
+        Modality::Image2d => [1, cfg.input_2d, cfg.input_2d],
     }
 }
 
@@ -76,12 +83,10 @@ pub fn native_input(task: Task, path: &Path, dev: &Device) -> Result<(Tensor, [u
 /// `(C, D, H, W)`, window by window: softmax over classes (3D) or sigmoid per label (2D).
 pub fn seg_probabilities(net: &SegNet, task: Task, image: &Tensor, cfg: &FinetuneConfig) -> Result<Tensor> {
     let sw = sliding_window(task, cfg);
-    let planar = task.modality() == Modality::Image2d;
     let mut model = |b: &Tensor| -> Result<Tensor> {
-        if planar {
-            Ok(candle_nn::ops::sigmoid(&net.forward(&b.squeeze(2)?)?)?.unsqueeze(2)?)
-        } else {
-            Ok(candle_nn::ops::softmax(&net.forward(b)?, 1)?)
+        match task.modality() {
+            Modality::Image2d => Ok(candle_nn::ops::sigmoid(&net.forward(&b.squeeze(2)?)?)?.unsqueeze(2)?),
+            Modality::Volume3d => Ok(candle_nn::ops::softmax(&net.forward(b)?, 1)?),
         }
     };
     sw.run(image, &mut model)

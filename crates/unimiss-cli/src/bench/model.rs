@@ -102,7 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn worker(args: &Args, spec: &str) -> anyhow::Result<()> {
     let (arch, m) = spec.split_once(':').with_context(|| format!("--worker {spec}: expected ARCH:MOD"))?;
     let (arch, m): (Arch, Modality) = (arch.parse()?, m.parse().map_err(anyhow::Error::msg)?);
-    let dev = unimiss_ssl::trainer::parse_device(&args.device)?;
+    let dev = unimiss_runtime::device::parse_device(&args.device)?;
     let cfg = MitConfig::preset(arch);
     let vm = VarMap::new();
     let train_model = Mit::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev).pp("backbone"))?;

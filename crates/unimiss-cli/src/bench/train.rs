@@ -106,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn worker(args: &Args, spec: &str) -> anyhow::Result<()> {
     let (arch, m) = spec.split_once(':').with_context(|| format!("--worker {spec}: expected ARCH:MOD"))?;
     let (arch, m): (Arch, Modality) = (arch.parse()?, m.parse().map_err(anyhow::Error::msg)?);
-    let dev = unimiss_ssl::trainer::parse_device(&args.device)?;
+    let dev = unimiss_runtime::device::parse_device(&args.device)?;
     let mcfg = MitConfig::preset(arch);
     let hcfg = HeadConfig::new(mcfg.out_dim(), args.out_dim);
     let lcfg = DinoLossConfig { out_dim: args.out_dim, ..DinoLossConfig::default() };

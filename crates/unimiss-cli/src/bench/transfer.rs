@@ -68,10 +68,10 @@ pub struct Args {
     #[arg(long, default_value_t = 64)]
     pub size_2d: usize,
     /// 3D input D,H,W.
-    #[arg(long, value_parser = crate::cmd::data_files::parse_size3, default_value = "16,64,64")]
+    #[arg(long, value_parser = crate::args::parse_size3, default_value = "16,64,64")]
     pub size_3d: [usize; 3],
     /// Phantom volume D,H,W (the pretraining crops and fine-tuning inputs are taken from it).
-    #[arg(long, value_parser = crate::cmd::data_files::parse_size3, default_value = "32,64,64")]
+    #[arg(long, value_parser = crate::args::parse_size3, default_value = "32,64,64")]
     pub phantom_dims: [usize; 3],
     /// Phantom voxel size D,H,W in mm (each case scales it by 0.8–1.25).
     #[arg(long, value_parser = unimiss_data::manifest::parse_spacing, default_value = "2.5,1.3,1.3")]
@@ -126,7 +126,7 @@ fn pretrain_config(args: &Args, ph: &Path, out: &Path, seed: u64) -> anyhow::Res
     c.checkpoint.keep = 1;
     c.eval.manifest = ph.join("eval_finding.tsv");
     c.eval.every_epochs = 1;
-    unimiss_ssl::config::apply_overrides(&mut c, &args.pretrain_set)?;
+    unimiss_runtime::overrides::apply_overrides(&mut c, &args.pretrain_set)?;
     c.validate()?;
     Ok(c)
 }
@@ -257,7 +257,7 @@ impl Bench<'_> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dev = unimiss_ssl::trainer::parse_device(&args.device)?;
+    let dev = unimiss_runtime::device::parse_device(&args.device)?;
     let per_seed = if args.floors_only { 2 } else { 4 + args.tasks.len() * 4 };
     let st = Stages { total: per_seed * args.seeds.len(), done: 0, t0: Instant::now() };
     let mut b = Bench { args: &args, dev, st, rows: Vec::new(), curves: Vec::new() };

@@ -30,7 +30,7 @@ pub struct Args {
     #[arg(long)]
     pub img_size_2d: Option<usize>,
     /// 3D size D,H,W the weights were built for [default: read off the weights, else 16,96,96].
-    #[arg(long, value_parser = parse_size3)]
+    #[arg(long, value_parser = crate::args::parse_size3)]
     pub img_size_3d: Option<[usize; 3]>,
     /// Safetensors file of input batches.
     #[arg(long, required_unless_present = "image", conflicts_with = "image")]
@@ -61,11 +61,6 @@ pub struct Args {
 pub enum Fit {
     Pad,
     Resize,
-}
-
-fn parse_size3(s: &str) -> Result<[usize; 3], String> {
-    let v: Vec<usize> = s.split(',').map(|p| p.trim().parse::<usize>().map_err(|e| format!("{p:?}: {e}"))).collect::<Result<_, _>>()?;
-    v.try_into().map_err(|v: Vec<usize>| format!("expected D,H,W, got {} numbers", v.len()))
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {

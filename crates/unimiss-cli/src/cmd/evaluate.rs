@@ -43,9 +43,9 @@ fn check_writable(json: &Path) -> anyhow::Result<()> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dev = unimiss_ssl::trainer::parse_device(&args.device)?;
+    let dev = unimiss_runtime::device::parse_device(&args.device)?;
     // Everything that can be checked is checked before the evaluation runs.
-    unimiss_tasks::ckpt::expect_task(&args.weights, args.task)?;
+    unimiss_tasks::weights::expect_task(&args.weights, args.task)?;
     check_writable(&args.json)?;
     let report = unimiss_tasks::evaluate::evaluate(&args.weights, &args.test, &dev)?;
     std::fs::write(&args.json, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", args.json.display()))?;

@@ -94,14 +94,14 @@ pub fn resolve_job(args: &Args) -> anyhow::Result<FinetuneJob> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut job = resolve_job(&args)?;
     if !job.resume {
-        // One run per directory (unimiss_ssl::rundir): a new run never writes into another's.
-        let claimed = unimiss_ssl::rundir::claim(&job.output, unimiss_ssl::rundir::Claim::New)?;
+        // One run per directory (unimiss_runtime::rundir): a new run never writes into another's.
+        let claimed = unimiss_runtime::rundir::claim(&job.output, unimiss_runtime::rundir::Claim::New)?;
         if let Some(note) = claimed.note() {
             eprintln!("finetune: {note}");
         }
         job.output = claimed.dir;
     }
-    let dev = unimiss_ssl::trainer::parse_device(&args.device)?;
+    let dev = unimiss_runtime::device::parse_device(&args.device)?;
     eprintln!(
         "finetune {}: {} epochs, batch {}, lr {:e}, on {} → {}",
         job.task,

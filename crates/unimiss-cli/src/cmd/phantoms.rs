@@ -18,7 +18,7 @@ pub struct Args {
     #[arg(long, default_value_t = 40)]
     pub count: usize,
     /// Volume size D,H,W.
-    #[arg(long, value_parser = super::data_files::parse_size3, default_value = "32,96,96")]
+    #[arg(long, value_parser = crate::args::parse_size3, default_value = "32,96,96")]
     pub dims: [usize; 3],
     /// Typical voxel size D,H,W in mm (each case scales it by 0.8–1.25).
     #[arg(long, value_parser = unimiss_data::manifest::parse_spacing, default_value = "2.5,0.9,0.9")]

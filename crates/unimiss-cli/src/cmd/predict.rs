@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use unimiss_tasks::evaluate::PredictOptions;
+use unimiss_tasks::predict::PredictOptions;
 use unimiss_tasks::nets::Task;
 
 #[derive(clap::Args)]
@@ -37,11 +37,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dev = unimiss_ssl::trainer::parse_device(&args.device)?;
-    unimiss_tasks::ckpt::expect_task(&args.weights, args.task)?;
+    let dev = unimiss_runtime::device::parse_device(&args.device)?;
+    unimiss_tasks::weights::expect_task(&args.weights, args.task)?;
     let t0 = std::time::Instant::now();
     let opts = PredictOptions { overwrite: args.overwrite, overlay: args.overlay };
-    let s = unimiss_tasks::evaluate::predict(&args.weights, &args.input, &args.output, &opts, &dev)?;
+    let s = unimiss_tasks::predict::predict(&args.weights, &args.input, &args.output, &opts, &dev)?;
     if !s.skipped_masks.is_empty() {
         let names: Vec<String> = s.skipped_masks.iter().take(3).filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
         let more = if s.skipped_masks.len() > 3 { ", …" } else { "" };

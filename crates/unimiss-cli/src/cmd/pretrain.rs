@@ -83,7 +83,7 @@ fn config_file(path: &Path) -> anyhow::Result<PathBuf> {
 /// run starts again from step 0 in DIR with the configuration it wrote (`DIR/config.toml`),
 /// and says so. A run with a checkpoint is left to the ordinary resume.
 fn restart_unfinished(args: &mut Args) -> anyhow::Result<()> {
-    use unimiss_ssl::rundir::{Holds, holds};
+    use unimiss_runtime::rundir::{Holds, holds};
     let Some(dir) = args.resume.clone() else { return Ok(()) };
     match holds(&dir)? {
         Holds::Unfinished(files) if dir.join("config.toml").is_file() => {
@@ -113,10 +113,10 @@ pub fn resolve_config(args: &Args) -> anyhow::Result<TrainConfig> {
         (Some(path), _, _) => TrainConfig::load(&config_file(path)?)?,
         (None, Some(p), _) => TrainConfig::preset(p)?,
         (None, None, Some(r)) => {
-            let dir = unimiss_ssl::checkpoint::resolve(r)?;
+            let dir = unimiss_runtime::checkpoint::resolve(r)?;
             let text = std::fs::read_to_string(dir.join("state.json"))
                 .with_context(|| format!("reading {}", dir.join("state.json").display()))?;
-            let state: unimiss_ssl::checkpoint::CkptState = serde_json::from_str(&text)?;
+            let state: unimiss_ssl::CkptState = serde_json::from_str(&text)?;
             state.config
         }
         (None, None, None) => {
@@ -130,6 +130,10 @@ pub fn resolve_config(args: &Args) -> anyhow::Result<TrainConfig> {
     };
     if let Some(v) = &args.output {
         cfg.output = v.clone();
+    } else if let Some(r) = &args.resume {
+        // A resumed run writes where its checkpoint is now (a moved run directory included),
+        // never into the directory its stored configuration names.
+        cfg.output = unimiss_runtime::checkpoint::run_dir_of(r)?;
     }
     if let Some(v) = &args.device {
         cfg.device = v.clone();
@@ -149,7 +153,7 @@ pub fn resolve_config(args: &Args) -> anyhow::Result<TrainConfig> {
     if let Some(v) = args.max_steps {
         cfg.max_steps = v;
     }
-    unimiss_ssl::config::apply_overrides(&mut cfg, &args.set)?;
+    unimiss_runtime::overrides::apply_overrides(&mut cfg, &args.set)?;
     cfg.data.manifest = under_root(&cfg.data.manifest);
     cfg.validate()?;
     Ok(cfg)
@@ -159,7 +163,7 @@ pub fn resolve_config(args: &Args) -> anyhow::Result<TrainConfig> {
 fn collective(cfg: &mut TrainConfig) -> anyhow::Result<Option<Box<dyn unimiss_ssl::Collective>>> {
     let Some(env) = unimiss_ssl::trainer::DistEnv::from_env()? else { return Ok(None) };
     cfg.device = format!("cuda:{}", env.local_rank);
-    let dev = unimiss_ssl::trainer::parse_device(&cfg.device)?;
+    let dev = unimiss_runtime::device::parse_device(&cfg.device)?;
     let id_file = std::env::var_os("UNIMISS_NCCL_ID_FILE")
         .map(PathBuf::from)
         .unwrap_or_else(|| cfg.output.join(".nccl-id"));
@@ -174,10 +178,10 @@ fn collective(_cfg: &mut TrainConfig) -> anyhow::Result<Option<Box<dyn unimiss_s
     Ok(None)
 }
 
-/// Apply the run-directory rule (one run per directory, `unimiss_ssl::rundir`) on the process
+/// Apply the run-directory rule (one run per directory, `unimiss_runtime::rundir`) on the process
 /// that writes (rank 0): the default sample run moves on to a fresh `runs/sample-N` and says so.
 fn claim_output(args: &Args, cfg: &mut TrainConfig) -> anyhow::Result<()> {
-    use unimiss_ssl::rundir::{Claim, claim};
+    use unimiss_runtime::rundir::{Claim, claim};
     let dist = unimiss_ssl::trainer::DistEnv::from_env()?;
     if dist.is_some_and(|d| d.rank != 0) {
         return Ok(());

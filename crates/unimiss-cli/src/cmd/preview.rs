@@ -57,7 +57,7 @@ fn run_sizes(run: &Path) -> anyhow::Result<(usize, [usize; 3], Option<PathBuf>)>
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let from_run = args.run.as_deref().map(run_sizes).transpose()?;
-    let sample = super::data_files::repo_root().join("data-manifests/sample.tsv");
+    let sample = crate::args::repo_root().join("data-manifests/sample.tsv");
     let (manifest, shipped) = match (&args.manifest, &from_run) {
         (Some(m), _) => (m.clone(), false),
         (None, Some((_, _, Some(m)))) => (m.clone(), false),
@@ -71,7 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let size_2d = args.size_2d.unwrap_or(def2);
     let size_3d = match &args.size_3d {
-        Some(s) => super::data_files::parse_size3(s)?,
+        Some(s) => crate::args::parse_size3(s)?,
         None => def3,
     };
     let m = Manifest::read(&manifest)?;

@@ -80,6 +80,25 @@ fn pretrain_resume_of_a_run_without_checkpoint_starts_it_again() -> Res {
     Ok(())
 }
 
+/// A run directory moved elsewhere resumes where it now is: the header names the new place,
+/// the old place is not created again, and the TensorBoard events of the run are one file.
+#[test]
+fn a_moved_run_resumes_in_its_new_directory() -> Res {
+    let tmp = tempfile::tempdir()?;
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data-manifests/sample.tsv");
+    let (old, new) = (tmp.path().join("old"), tmp.path().join("moved"));
+    run_ok(&["pretrain", "--preset", "sample", "--manifest", s(&manifest), "--output", s(&old), "--max-steps", "3", "--quiet"])?;
+    std::fs::rename(&old, &new)?;
+    let out = run_ok(&["pretrain", "--resume", s(&new), "--max-steps", "4", "--quiet"])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("→ {}", new.display())), "the header does not name the new place:\n{err}");
+    assert!(!old.exists(), "the old directory was created again");
+    assert_eq!(records(&new, "step"), 4);
+    let events = std::fs::read_dir(&new)?.filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("events.out"))).count();
+    assert_eq!(events, 1, "one TensorBoard file per run");
+    Ok(())
+}
+
 /// 2 epochs of 4 steps, extended to 4 epochs: the rate keeps falling from where it was, to 0 at
 /// the new end, instead of jumping to where a 4-epoch schedule would be.
 #[test]

@@ -9,7 +9,7 @@ use candle::{Tensor, Var};
 use unimiss_data::{LoaderConfig, Manifest, OnBadSample, PairLoader};
 use unimiss_model::{HeadConfig, MitConfig};
 
-use crate::checkpoint::{self, CkptState, Position, Snapshot};
+use crate::checkpoint::{self, Position, Snapshot};
 use crate::config::TrainConfig;
 use crate::error::{Result, SslError, io_err};
 use crate::log::{EpochRecord, JsonlLog, Record, StepRecord};
@@ -22,10 +22,12 @@ use crate::{Modality, PerModality};
 
 mod learner;
 mod setup;
+mod state;
 mod stats;
 
 pub use crate::process::{Collective, DistEnv, parse_device};
 pub use setup::mit_config;
+pub use state::CkptState;
 pub use stats::param_norm;
 use stats::EpochStats;
 
@@ -52,6 +54,9 @@ pub struct Trainer {
     pos: Position,
     /// Started from a checkpoint (the log is rolled back to it).
     resumed: bool,
+    /// The first two samples of each modality (the augmentation preview), from the manifest
+    /// read once by the pre-flight.
+    preview: Vec<unimiss_data::Sample>,
     /// The epoch being run: its batches, running means and collapse watch.
     epoch_iter: Option<unimiss_data::EpochIter>,
     stats: EpochStats,
@@ -105,20 +110,15 @@ impl Trainer {
         let step = self.pos.step;
         events.text("config", step, &format!("```toml\n{}\n```", self.cfg.to_toml()?))?;
         let preview = || -> Result<(Vec<u8>, u32, u32)> {
-            let manifest = unimiss_data::Manifest::read(&self.cfg.data.manifest)?;
-            let mut picked = Vec::new();
-            for m in Modality::ALL {
-                picked.extend(manifest.of_modality(m).into_iter().take(2));
-            }
             let (c, s2, s3) = (&self.cfg, self.cfg.model.img_size_2d, self.cfg.model.img_size_3d);
-            Ok(unimiss_data::preview::preview_png(&picked, s2, s3, c.seed)?)
+            Ok(unimiss_data::preview::preview_png(&self.preview, s2, s3, c.seed)?)
         };
         // The preview only shows data; a sample it cannot read is the pre-flight's business.
         match preview() {
             Ok((png, w, h)) => events.image_png("augmentation preview (2 samples per modality, both views)", step, &png, w, h)?,
             Err(e) => eprintln!("warning: no augmentation preview for TensorBoard: {e}"),
         }
-        events.flush()
+        Ok(events.flush()?)
     }
 
     /// Where the run writes (the resumed run's own directory when resuming).
@@ -143,7 +143,7 @@ impl Trainer {
             step: self.pos.step,
             state: serde_json::to_value(&state)?,
         };
-        checkpoint::save(&self.run_dir, &snap, self.cfg.checkpoint.keep)
+        Ok(checkpoint::save(&self.run_dir, &snap, self.cfg.checkpoint.keep)?)
     }
 
     /// Run to the end (or to `max_steps`), checkpointing as configured and at the end, on the

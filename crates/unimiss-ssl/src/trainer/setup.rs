@@ -30,6 +30,7 @@ impl Trainer {
         };
         let manifest = preflight(&cfg, &run_dir, rank == 0)?;
         let n_global = PerModality::from_fn(|m| manifest.of_modality(m).len());
+        let preview = Modality::ALL.into_iter().flat_map(|m| manifest.of_modality(m).into_iter().take(2)).collect();
         let loaders = PerModality::try_from_fn(|m| -> Result<PairLoader> {
             let all = manifest.of_modality(m);
             if all.is_empty() {
@@ -119,6 +120,7 @@ impl Trainer {
             loaders,
             pos,
             resumed: resume.is_some(),
+            preview,
             epoch_iter: None,
             stats: EpochStats::default(),
             watch,
@@ -133,8 +135,7 @@ impl Trainer {
 /// problems (file and line), or with `data.on_bad_sample = "skip"` print it, write it to
 /// `RUN_DIR/skipped.tsv` and leave those entries out.
 fn preflight(cfg: &TrainConfig, run_dir: &Path, writer: bool) -> Result<Manifest> {
-    let report = unimiss_data::preflight::check_file(&cfg.data.manifest)?;
-    let manifest = Manifest::read(&cfg.data.manifest)?;
+    let (manifest, report) = unimiss_data::preflight::read_checked(&cfg.data.manifest)?;
     if report.is_clean() {
         return Ok(manifest);
     }

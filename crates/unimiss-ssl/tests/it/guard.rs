@@ -55,7 +55,7 @@ fn divergence_stops_before_checkpointing_the_exploded_weights() -> unimiss_ssl::
     let mut t = Trainer::new(c, Some(&run), None)?;
     t.progress = false;
     match t.run() {
-        Err(SslError::Diverged { step, norm, .. }) => {
+        Err(SslError::Runtime(unimiss_runtime::RuntimeError::Diverged { step, norm, .. })) => {
             assert_eq!(step, 2, "the first step at lr 1e9 must be caught");
             assert!(!norm.is_finite() || norm > 1e3, "norm {norm}");
         }

@@ -6,7 +6,5 @@ mod guard;
 mod monitor;
 mod optim;
 mod parity;
-mod runloop;
-mod tensorboard;
 mod train;
 mod trajectory;

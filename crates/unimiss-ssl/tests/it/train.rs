@@ -101,7 +101,7 @@ fn non_finite_loss_stops_and_keeps_the_last_checkpoint() -> unimiss_ssl::Result<
     }
     assert_eq!(unimiss_ssl::checkpoint::resolve(&run)?, good);
     let ck = unimiss_ssl::checkpoint::load(&run, &candle::Device::Cpu)?;
-    let st: unimiss_ssl::checkpoint::CkptState = ck.state()?;
+    let st: unimiss_ssl::CkptState = ck.state()?;
     assert_eq!(st.position.step, 1);
     Ok(())
 }

@@ -12,20 +12,21 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use unimiss_data::augment::spatial::Augmenter;
 use unimiss_model::Modality;
-use unimiss_ssl::checkpoint::{self, Position, Snapshot};
-use unimiss_ssl::log::{TaskEpochRecord, TaskRecord, TaskStepRecord, rss_mb};
-use unimiss_ssl::optim::{AdamW, Clip, StepOptions};
-use unimiss_ssl::runloop::{Flow, Learner, RunOutput, Stepped};
+use unimiss_runtime::checkpoint::{self, Position, Snapshot};
+use unimiss_runtime::log::rss_mb;
+use super::log::{TaskEpochRecord, TaskRecord, TaskStepRecord};
+use unimiss_runtime::optim::{AdamW, Clip, StepOptions};
+use unimiss_runtime::runloop::{Flow, Learner, RunOutput, Stepped};
 
 use super::{FinetuneJob, val_metric};
-use crate::ckpt::{TaskMeta, save_weights};
+use crate::weights::{TaskMeta, save_weights};
 use crate::error::{Result, TaskError};
-use crate::infer::input_of;
+use crate::classify::input_of;
 use crate::job::{State, lr_at};
-use crate::labelled::{LabelledManifest, LabelledSample};
+use unimiss_data::labelled::{LabelledManifest, LabelledSample};
 use crate::losses::cross_entropy;
 use crate::nets::TaskNet;
-use crate::segment::{seg_batch, seg_loss};
+use crate::seg_train::{seg_batch, seg_loss};
 
 /// A fine-tuning run in progress.
 pub(super) struct FinetuneRun<'a> {
@@ -170,7 +171,7 @@ impl Learner for FinetuneRun<'_> {
         let best = st.best_metric.unwrap_or(f64::NAN);
         out.write(&TaskRecord::Epoch(TaskEpochRecord { epoch, step: pos.step, train_loss, metric: metric_name.into(), val_metric: metric, best, seconds }))?;
         // Drawn after every epoch, so an interrupted run has its curves too.
-        if let Err(e) = unimiss_ssl::plot::plot_task_log(&job.output.join("log.jsonl"), &job.output.join("curves.png")) {
+        if let Err(e) = super::curves::plot_task_log(&job.output.join("log.jsonl"), &job.output.join("curves.png")) {
             out.line(&format!("warning: curves.png not drawn: {e}"));
         }
         let rate = self.t0.elapsed().as_secs_f64() / (epoch + 1 - self.first_epoch) as f64;

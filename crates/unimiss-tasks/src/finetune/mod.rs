@@ -1,4 +1,4 @@
-//! Fine-tuning, as a loop over the one training runtime of `unimiss-ssl` (its optimiser with the
+//! Fine-tuning, as a loop over the one training runtime of `unimiss-runtime` (its optimiser with the
 //! fine-tuning policy — every parameter decayed, global-norm clipping —, its atomic run-directory
 //! checkpoints, its typed JSON-lines log): the task preset's lr schedule, validation every epoch,
 //! best weights on the validation metric (AUC, or accuracy when AUC is undefined; mean Dice for
@@ -10,7 +10,7 @@
 //! - `checkpoints/ckpt-N/`: weights (`model.<key>`), optimiser moments and `state.json` (the job,
 //!   the configuration, epoch, best metric, history), written atomically after every epoch; the
 //!   newest `keep_checkpoints` are kept, and a finished run keeps what `finished_keep` says;
-//! - `best.safetensors`: weights of the best validation epoch (task weight file, see [`crate::ckpt`]);
+//! - `best.safetensors`: weights of the best validation epoch (task weight file, see [`crate::weights`]);
 //! - `log.jsonl`: [`TaskStepRecord`] per step, [`TaskEpochRecord`] per epoch;
 //! - `curves.png`: training loss and validation metric per epoch, redrawn after every epoch;
 //! - `pretrained.txt`: what the pretrained loading did (loaded, zoomed, new, unused keys).
@@ -21,24 +21,27 @@ use std::path::Path;
 use candle::{DType, Device, Var};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
-use unimiss_model::{MitConfig, Modality, SeededVarMap};
-use unimiss_ssl::checkpoint::{self, Position};
-use unimiss_ssl::log::JsonlLog;
-use unimiss_ssl::optim::{AdamW, Decay};
-use unimiss_ssl::progress::Progress;
-use unimiss_ssl::runloop::{self, LoopPlan, RunOutput};
+use unimiss_model::{MitConfig, SeededVarMap};
+use unimiss_runtime::checkpoint::{self, Position};
+use unimiss_runtime::log::JsonlLog;
+use unimiss_runtime::optim::{AdamW, Decay};
+use unimiss_runtime::progress::Progress;
+use unimiss_runtime::runloop::{self, LoopPlan, RunOutput};
 
-use crate::ckpt::{TaskMeta, assign, load_weights};
+use crate::weights::{TaskMeta, assign, load_weights};
 use crate::config::FinetuneConfig;
 use crate::error::{Result, TaskError};
-use crate::infer::predict_probs;
+use crate::classify::predict_probs;
 use crate::job::State;
-use crate::labelled::LabelledManifest;
+use unimiss_data::labelled::LabelledManifest;
 use crate::metrics::classification_metrics;
 use crate::nets::{ClsNet, SegNet, TaskKind, TaskNet, load_pretrained};
-use crate::segment::{mean_dice, seg_cases, seg_channels};
+use crate::seg_infer::{mean_dice, seg_cases};
+use crate::seg_train::seg_channels;
 
+pub mod curves;
 mod learner;
+pub mod log;
 use learner::FinetuneRun;
 
 pub use crate::job::FinetuneJob;
@@ -56,19 +59,7 @@ pub struct FinetuneOutcome {
 /// parallel); a problem stops the run with the list (manifest, line, file, reason). Each line is
 /// parsed alone, which yields its sample exactly as the whole-file parse does.
 fn preflight(origin: &Path) -> Result<()> {
-    use unimiss_data::preflight::{Entry, check_entries};
-    let text = std::fs::read_to_string(origin).map_err(|e| TaskError::file(origin, e))?;
-    let base = origin.parent().unwrap_or(Path::new(""));
-    let mut entries = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        for s in LabelledManifest::parse(line, base, origin)?.samples {
-            let modality = s.sample.modality;
-            for p in std::iter::once(s.sample.path).chain(s.masks) {
-                entries.push(Entry { path: p, modality, line: Some(i + 1) });
-            }
-        }
-    }
-    let report = check_entries(Some(origin.to_path_buf()), &entries);
+    let report = unimiss_data::preflight::check_labelled(origin)?;
     if report.is_clean() { Ok(()) } else { Err(TaskError::file(origin, report)) }
 }
 
@@ -86,7 +77,7 @@ pub fn build_net(meta: &TaskMeta, dev: &Device) -> Result<(VarMap, TaskNet)> {
     let k = meta.classes.len();
     let (kind, modality) = (meta.task.kind(), meta.task.modality());
     let net = match kind {
-        TaskKind::Segmentation => TaskNet::Seg(SegNet::new(&cfg, modality, k, modality == Modality::Volume3d, vb)?),
+        TaskKind::Segmentation => TaskNet::Seg(SegNet::new(&cfg, modality, k, vb)?),
         TaskKind::Classification => TaskNet::Cls(ClsNet::new(&cfg, modality, k, vb)?),
     };
     Ok((vm, net))
@@ -131,7 +122,7 @@ fn val_metric(net: &TaskNet, job: &FinetuneJob, val: &LabelledManifest, classes:
     })
 }
 
-/// Runs (or resumes) a fine-tuning job on the runtime's one loop ([`unimiss_ssl::runloop`]);
+/// Runs (or resumes) a fine-tuning job on the runtime's one loop ([`unimiss_runtime::runloop`]);
 /// `report(line)` receives progress lines.
 pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -> Result<FinetuneOutcome> {
     let cfg = &job.config;

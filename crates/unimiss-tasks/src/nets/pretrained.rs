@@ -61,7 +61,7 @@ pub fn pretrained_file(path: &Path) -> Result<PathBuf> {
     if !path.is_dir() {
         return Ok(path.to_path_buf());
     }
-    let weights = unimiss_ssl::checkpoint::resolve(path).map(|ck| ck.join("weights.safetensors")).map_err(|_| {
+    let weights = unimiss_runtime::checkpoint::resolve(path).map(|ck| ck.join("weights.safetensors")).map_err(|_| {
         TaskError::file(
             path,
             "a directory without a checkpoint: --pretrained takes a pretraining run directory, one of its checkpoint \

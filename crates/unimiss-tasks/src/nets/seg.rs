@@ -37,8 +37,9 @@ pub struct SegNet {
 }
 
 impl SegNet {
-    /// `cfg` is turned into its class-token-free variant; `deep_supervision` adds the `ds*` heads.
-    pub fn new(cfg: &MitConfig, modality: Modality, classes: usize, deep_supervision: bool, vb: VarBuilder) -> Result<Self> {
+    /// `cfg` is turned into its class-token-free variant. 3D networks have the deep-supervision
+    /// heads `ds*` (the official BCV network, reference §5.2); 2D networks do not (JSRT).
+    pub fn new(cfg: &MitConfig, modality: Modality, classes: usize, vb: VarBuilder) -> Result<Self> {
         if classes < 1 {
             return Err(TaskError::Invalid("segmentation needs at least one class".into()));
         }
@@ -48,15 +49,16 @@ impl SegNet {
         let up = UpConv::new(modality, top, STEM_DIM, vb.pp("transposeconv_stage3"))?;
         let block = ConvBlock::new(modality, &ConvSpec::same(STEM_DIM, STEM_DIM, 3, false, "seg_stage3_de"), vb.pp("stage3_de"))?;
         let cls = Conv::new(modality, &ConvSpec::same(STEM_DIM, classes, 1, true, "seg_cls_conv"), vb.pp("cls_conv"))?;
-        let ds = if deep_supervision {
-            let widths = [cfg.decoder[0].dim, cfg.decoder[1].dim, cfg.decoder[2].dim, STEM_DIM];
-            widths
-                .iter()
-                .enumerate()
-                .map(|(i, &w)| Conv::new(modality, &ConvSpec::same(w, classes, 1, true, "seg_ds_cls_conv"), vb.pp(format!("ds{i}_cls_conv"))))
-                .collect::<candle::Result<Vec<_>>>()?
-        } else {
-            vec![]
+        let ds = match modality {
+            Modality::Volume3d => {
+                let widths = [cfg.decoder[0].dim, cfg.decoder[1].dim, cfg.decoder[2].dim, STEM_DIM];
+                widths
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &w)| Conv::new(modality, &ConvSpec::same(w, classes, 1, true, "seg_ds_cls_conv"), vb.pp(format!("ds{i}_cls_conv"))))
+                    .collect::<candle::Result<Vec<_>>>()?
+            }
+            Modality::Image2d => vec![],
         };
         Ok(Self { backbone, modality, up, block, cls, ds })
     }

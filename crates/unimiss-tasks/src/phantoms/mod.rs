@@ -20,7 +20,7 @@
 //!   projections) and `liver_large` (0/1, the liver fills more than
 //!   [`anatomy::LIVER_LARGE_FRACTION`] of the grid), the last two read off the masks.
 //!
-//! Manifests (see [`crate::labelled`]): `{cls3d,seg3d,cls2d,seg2d}_{train,val,test}.tsv` (the
+//! Manifests (see [`unimiss_data::labelled`]): `{cls3d,seg3d,cls2d,seg2d}_{train,val,test}.tsv` (the
 //! classification label is `finding`), `{task}_train_10pct.tsv` (the first 10 % of the training
 //! split, at least 2 cases: the few-label setting), `pretrain.tsv` (the data crate's format, no
 //! labels: the training split's volumes and projections for self-supervised pretraining), and
@@ -41,7 +41,7 @@ pub use unimiss_data::write::{to_file_order, write_png, write_volume};
 use unimiss_data::{Manifest, Modality, Sample};
 
 use crate::error::{Result, TaskError};
-use crate::labelled::{LabelledManifest, LabelledSample};
+use unimiss_data::labelled::{LabelledManifest, LabelledSample};
 pub use anatomy::{CtCase, LIVER_LARGE_FRACTION, ORGANS, ct_case};
 pub use findings::{FINDINGS, Findings, Pose};
 pub use projection::{XrayCase, project};

@@ -92,7 +92,7 @@ fn task_is_a_kind_on_a_modality() {
 
 #[test]
 fn every_manifest_is_checked_against_the_task() -> Result<(), TaskError> {
-    use unimiss_tasks::labelled::Targets;
+    use unimiss_data::labelled::Targets;
     assert_eq!(Task::ALL.map(Task::targets), [Targets::ClassIndex, Targets::LabelMap, Targets::ClassIndex, Targets::Masks]);
     let dir = tempfile::tempdir()?;
     // a segmentation validation manifest without masks: an error naming the file, not a panic

@@ -1,7 +1,7 @@
 //! nnU-Net training patches at native resolution (`unimiss_tasks::patches`).
 
 use unimiss_data::augment::{Stream, sample_rng};
-use unimiss_tasks::augment::SampleArrays;
+use unimiss_data::augment::spatial::SampleArrays;
 use unimiss_tasks::patches::{crop_padded, forces_foreground, patch_origin, sample_patch};
 
 #[test]

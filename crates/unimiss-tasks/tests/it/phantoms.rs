@@ -1,5 +1,5 @@
 use unimiss_tasks::TaskError;
-use unimiss_tasks::labelled::LabelledManifest;
+use unimiss_data::labelled::LabelledManifest;
 use unimiss_tasks::phantoms::{LIVER_LARGE_FRACTION, PhantomConfig, generate, phantom_case, split_sizes};
 
 fn read_vol(p: &std::path::Path) -> Result<unimiss_data::Volume, TaskError> {

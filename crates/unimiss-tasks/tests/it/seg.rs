@@ -6,7 +6,8 @@ use unimiss_model::checkpoint::Which;
 use unimiss_model::{Mit, MitConfig, SeededVarMap, Modality};
 use unimiss_tasks::TaskError;
 use unimiss_tasks::config::FinetuneConfig;
-use unimiss_tasks::evaluate::{PredictOptions, auc_warnings, evaluate, predict};
+use unimiss_tasks::evaluate::{auc_warnings, evaluate};
+use unimiss_tasks::predict::{PredictOptions, predict};
 use unimiss_tasks::inputs::list_inputs;
 use unimiss_tasks::metrics::segmentation_report;
 use unimiss_tasks::seg_infer::{SegMaps, case_metrics};
@@ -37,7 +38,7 @@ fn check_grads(vm: &VarMap, task: Task, loss: &Tensor) -> Result<usize, TaskErro
 fn seg_nets_shapes_and_every_parameter_gets_a_gradient() -> Result<(), TaskError> {
     let dev = Device::Cpu;
     let vm = VarMap::new();
-    let net = SegNet::new(&cfg(), Modality::Volume3d, 4, true, SeededVarMap::var_builder(&vm, 3, DType::F32, &dev))?;
+    let net = SegNet::new(&cfg(), Modality::Volume3d, 4, SeededVarMap::var_builder(&vm, 3, DType::F32, &dev))?;
     let x = Tensor::randn(0f32, 1.0, (1, 1, 16, 64, 64), &dev)?;
     let outs = net.forward_t(&x, true)?;
     let shapes: Vec<Vec<usize>> = outs.iter().map(|t| t.dims().to_vec()).collect();
@@ -50,7 +51,7 @@ fn seg_nets_shapes_and_every_parameter_gets_a_gradient() -> Result<(), TaskError
     let n3 = check_grads(&vm, Task::SEG3D, &loss)?;
 
     let vm2 = VarMap::new();
-    let net2 = SegNet::new(&cfg(), Modality::Image2d, 3, false, SeededVarMap::var_builder(&vm2, 3, DType::F32, &dev))?;
+    let net2 = SegNet::new(&cfg(), Modality::Image2d, 3, SeededVarMap::var_builder(&vm2, 3, DType::F32, &dev))?;
     let x2 = Tensor::randn(0f32, 1.0, (2, 3, 64, 64), &dev)?;
     let outs2 = net2.forward_t(&x2, true)?;
     assert_eq!(outs2.len(), 1);
@@ -61,7 +62,7 @@ fn seg_nets_shapes_and_every_parameter_gets_a_gradient() -> Result<(), TaskError
     assert!(net2.forward(&x).is_err());
     // same seed, same weights
     let vm3 = VarMap::new();
-    SegNet::new(&cfg(), Modality::Image2d, 3, false, SeededVarMap::var_builder(&vm3, 3, DType::F32, &dev))?;
+    SegNet::new(&cfg(), Modality::Image2d, 3, SeededVarMap::var_builder(&vm3, 3, DType::F32, &dev))?;
     let a = vm2.data().lock().map_err(|_| TaskError::Invalid("lock".into()))?;
     let b = vm3.data().lock().map_err(|_| TaskError::Invalid("lock".into()))?;
     for (k, v) in a.iter() {
@@ -80,7 +81,7 @@ fn seg_pretrained_loading_keeps_decoder_and_drops_class_entries() -> Result<(), 
     let file = dir.path().join("pre.safetensors");
     pre.save(&file)?;
     let vm = VarMap::new();
-    SegNet::new(&cfg(), Modality::Volume3d, 4, true, VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
+    SegNet::new(&cfg(), Modality::Volume3d, 4, VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
     let rep = load_pretrained(&vm, &file, Which::Student, Task::SEG3D)?;
     let zoomed: BTreeSet<(String, usize, usize)> = rep.zoomed.iter().cloned().collect();
     // 16×64×64: stage grids 8·16·16, 4·8·8, 2·4·4, 1·2·2; every pretrained table has a class entry

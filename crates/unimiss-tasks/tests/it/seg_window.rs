@@ -13,7 +13,7 @@ const PATCH: [usize; 3] = [16, 64, 64];
 fn net() -> Result<SegNet, TaskError> {
     let cfg = MitConfig::tiny().with_img_size_3d(PATCH);
     let vm = VarMap::new();
-    SegNet::new(&cfg, Modality::Volume3d, 3, true, SeededVarMap::var_builder(&vm, 5, DType::F32, &Device::Cpu))
+    SegNet::new(&cfg, Modality::Volume3d, 3, SeededVarMap::var_builder(&vm, 5, DType::F32, &Device::Cpu))
 }
 
 /// `x` (C, pd, ph, pw) repeated to `size`, cut at the far ends.

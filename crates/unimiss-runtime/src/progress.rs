@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::{Modality, PerModality};
+use unimiss_ops::{Modality, PerModality};
 
 /// A bar over the steps of a run, or nothing (`enabled = false`, e.g. non-zero ranks); with a
 /// line sink ([`Progress::lines`]) no bar, and every line goes to the sink.

@@ -25,10 +25,8 @@ use candle::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
 
-use crate::config::TrainConfig;
-use crate::error::{Result, SslError, io_err};
+use crate::error::{Result, RuntimeError, io_err};
 use crate::optim::{AdamW, ParamState};
-use crate::Modality;
 
 /// Where training continues from: the next batch to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,20 +44,6 @@ pub struct Position {
 pub struct ParamMeta {
     pub step: u64,
     pub has_grad: bool,
-}
-
-/// The pretraining `state.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CkptState {
-    pub format: u32,
-    pub position: Position,
-    /// Modality of `position.epoch` (stored so resume never shifts the 2D/3D phase, §8.4).
-    pub phase: Modality,
-    /// The run's seed; data order and augmentations are functions of (seed, epoch, sample), so
-    /// this is the whole random state of a run without stochastic depth.
-    pub seed: u64,
-    pub params: BTreeMap<String, ParamMeta>,
-    pub config: TrainConfig,
 }
 
 /// What a checkpoint holds, borrowed from the trainer.
@@ -96,7 +80,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn save_tensors(path: &Path, tensors: Vec<(String, Tensor)>) -> Result<()> {
     let map: HashMap<String, Tensor> = tensors.into_iter().collect();
     candle::safetensors::save(&map, path)
-        .map_err(|e| SslError::Checkpoint { path: path.to_path_buf(), msg: format!("cannot write: {e}") })?;
+        .map_err(|e| RuntimeError::Checkpoint { path: path.to_path_buf(), msg: format!("cannot write: {e}") })?;
     std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(io_err(path))
 }
 
@@ -157,7 +141,7 @@ fn write_dir(tmp: &Path, snap: &Snapshot<'_>) -> Result<()> {
     }
     save_tensors(&tmp.join("optimizer.safetensors"), opt)?;
     let mut state = snap.state.clone();
-    let obj = state.as_object_mut().ok_or_else(|| SslError::Config("checkpoint state must be a JSON object".into()))?;
+    let obj = state.as_object_mut().ok_or_else(|| RuntimeError::Config("checkpoint state must be a JSON object".into()))?;
     obj.insert("format".into(), FORMAT.into());
     obj.insert("params".into(), serde_json::to_value(param_meta(snap.optim))?);
     let json = serde_json::to_vec_pretty(&state)?;
@@ -170,7 +154,7 @@ fn write_dir(tmp: &Path, snap: &Snapshot<'_>) -> Result<()> {
 /// names the step.
 pub fn save(run: &Path, snap: &Snapshot<'_>, keep: usize) -> Result<PathBuf> {
     let step = snap.step;
-    let fail = |e: SslError| SslError::CheckpointWrite { step, source: Box::new(e) };
+    let fail = |e: RuntimeError| RuntimeError::CheckpointWrite { step, source: Box::new(e) };
     let dir = checkpoints_dir(run);
     std::fs::create_dir_all(&dir).map_err(io_err(&dir)).map_err(fail)?;
     clean_temporaries(run).map_err(fail)?;
@@ -241,7 +225,7 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
             return Ok(p);
         }
     }
-    list(path)?.pop().ok_or_else(|| SslError::Checkpoint {
+    list(path)?.pop().ok_or_else(|| RuntimeError::Checkpoint {
         path: path.to_path_buf(),
         msg: "no checkpoint here (expected state.json or checkpoints/ckpt-*)".into(),
     })
@@ -253,7 +237,7 @@ pub fn run_dir_of(path: &Path) -> Result<PathBuf> {
     let ck = resolve(path)?;
     match ck.parent() {
         Some(p) if p.file_name().is_some_and(|n| n == "checkpoints") => Ok(p.parent().unwrap_or(Path::new(".")).to_path_buf()),
-        _ => Err(SslError::Checkpoint { path: ck, msg: "is not inside RUN_DIR/checkpoints/; resume from the run directory".into() }),
+        _ => Err(RuntimeError::Checkpoint { path: ck, msg: "is not inside RUN_DIR/checkpoints/; resume from the run directory".into() }),
     }
 }
 
@@ -270,7 +254,7 @@ pub struct Loaded {
 /// Read the checkpoint at `path` (see [`resolve`]) onto `dev`.
 pub fn load(path: &Path, dev: &Device) -> Result<Loaded> {
     let dir = resolve(path)?;
-    let err = |msg: String| SslError::Checkpoint { path: dir.clone(), msg };
+    let err = |msg: String| RuntimeError::Checkpoint { path: dir.clone(), msg };
     let state_path = dir.join("state.json");
     let text = std::fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
     let state: serde_json::Value = serde_json::from_str(&text).map_err(|e| err(format!("state.json: {e}")))?;
@@ -280,7 +264,7 @@ pub fn load(path: &Path, dev: &Device) -> Result<Loaded> {
     }
     let read = |name: &str| {
         let p = dir.join(name);
-        candle::safetensors::load(&p, dev).map_err(|e| SslError::Checkpoint { path: p, msg: e.to_string() })
+        candle::safetensors::load(&p, dev).map_err(|e| RuntimeError::Checkpoint { path: p, msg: e.to_string() })
     };
     let mut sets: HashMap<String, HashMap<String, Tensor>> = HashMap::new();
     for (k, t) in read("weights.safetensors")? {
@@ -292,8 +276,8 @@ pub fn load(path: &Path, dev: &Device) -> Result<Loaded> {
 }
 
 impl Loaded {
-    fn err(&self, msg: String) -> SslError {
-        SslError::Checkpoint { path: self.dir.clone(), msg }
+    fn err(&self, msg: String) -> RuntimeError {
+        RuntimeError::Checkpoint { path: self.dir.clone(), msg }
     }
 
     /// `state.json` as the caller's type.

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use candle::{Device, Tensor, Var};
-use unimiss_ssl::checkpoint::Position;
-use unimiss_ssl::progress::Progress;
-use unimiss_ssl::runloop::{self, Flow, Learner, LoopPlan, RunOutput, Stepped};
-use unimiss_ssl::{Modality, PerModality, SslError};
+use unimiss_ops::{Modality, PerModality};
+use unimiss_runtime::RuntimeError;
+use unimiss_runtime::checkpoint::Position;
+use unimiss_runtime::progress::Progress;
+use unimiss_runtime::runloop::{self, Flow, Learner, LoopPlan, RunOutput, Stepped};
 
 /// Epochs alternate 2D (3 batches) and 3D (2 batches); every event is recorded.
 struct Toy {
@@ -29,7 +30,7 @@ impl Toy {
 }
 
 impl Learner for Toy {
-    type Error = SslError;
+    type Error = RuntimeError;
     type Record = serde_json::Value;
 
     fn modality(&self, epoch: usize) -> Modality {
@@ -40,13 +41,13 @@ impl Learner for Toy {
         if epoch % 2 == 0 { 3 } else { 2 }
     }
 
-    fn begin_epoch(&mut self, epoch: usize, from: usize, _out: &mut RunOutput) -> Result<(), SslError> {
+    fn begin_epoch(&mut self, epoch: usize, from: usize, _out: &mut RunOutput) -> Result<(), RuntimeError> {
         self.events.push(format!("begin {epoch}@{from}"));
         self.left = self.batches_in(epoch) - from;
         Ok(())
     }
 
-    fn step(&mut self, pos: Position) -> Option<Result<Stepped<serde_json::Value>, SslError>> {
+    fn step(&mut self, pos: Position) -> Option<Result<Stepped<serde_json::Value>, RuntimeError>> {
         if self.left == 0 {
             return None;
         }
@@ -54,10 +55,10 @@ impl Learner for Toy {
         self.events.push(format!("step {}", pos.step + 1));
         let w = &self.params["w"];
         let grown = (w.as_tensor() * self.growth).and_then(|t| w.set(&t));
-        Some(grown.map_err(SslError::from).map(|()| Stepped { loss: 1.0, record: serde_json::json!({"kind": "step", "step": pos.step + 1}) }))
+        Some(grown.map_err(RuntimeError::from).map(|()| Stepped { loss: 1.0, record: serde_json::json!({"kind": "step", "step": pos.step + 1}) }))
     }
 
-    fn end_epoch(&mut self, epoch: usize, pos: Position, _seconds: f64, _out: &mut RunOutput) -> Result<Flow, SslError> {
+    fn end_epoch(&mut self, epoch: usize, pos: Position, _seconds: f64, _out: &mut RunOutput) -> Result<Flow, RuntimeError> {
         self.events.push(format!("end {epoch} at step {}", pos.step));
         Ok(if self.stop_after_epoch == Some(epoch) { Flow::Stop } else { Flow::Continue })
     }
@@ -66,7 +67,7 @@ impl Learner for Toy {
         &self.params
     }
 
-    fn checkpoint(&mut self, pos: Position) -> Result<PathBuf, SslError> {
+    fn checkpoint(&mut self, pos: Position) -> Result<PathBuf, RuntimeError> {
         self.events.push(format!("ckpt {}.{}.{}", pos.epoch, pos.batch, pos.step));
         Ok(PathBuf::from(format!("ckpt-{}", pos.step)))
     }
@@ -85,7 +86,7 @@ fn at(epoch: usize, batch: usize, step: u64) -> Position {
 }
 
 #[test]
-fn steps_epoch_ends_and_checkpoints_come_in_order() -> Result<(), SslError> {
+fn steps_epoch_ends_and_checkpoints_come_in_order() -> Result<(), RuntimeError> {
     let mut toy = Toy::new(1.0, None)?;
     let p = plan(2, 0, 2, 1);
     assert_eq!(runloop::steps_left(&toy, &p, at(0, 1, 1)), PerModality { image2d: 2, volume3d: 2 });
@@ -100,7 +101,7 @@ fn steps_epoch_ends_and_checkpoints_come_in_order() -> Result<(), SslError> {
 }
 
 #[test]
-fn max_steps_stops_before_the_next_batch_but_ends_a_finished_epoch() -> Result<(), SslError> {
+fn max_steps_stops_before_the_next_batch_but_ends_a_finished_epoch() -> Result<(), RuntimeError> {
     // 3 steps = the whole first epoch: it ends, the second never begins a step
     let mut toy = Toy::new(1.0, None)?;
     let ended = runloop::run(&mut toy, &plan(2, 3, 0, 0), at(0, 0, 0), &mut out())?;
@@ -116,7 +117,7 @@ fn max_steps_stops_before_the_next_batch_but_ends_a_finished_epoch() -> Result<(
 }
 
 #[test]
-fn resume_inside_an_epoch_and_early_stop() -> Result<(), SslError> {
+fn resume_inside_an_epoch_and_early_stop() -> Result<(), RuntimeError> {
     let mut toy = Toy::new(1.0, Some(0))?;
     let ended = runloop::run(&mut toy, &plan(4, 0, 0, 0), at(0, 2, 2), &mut out())?;
     assert_eq!(toy.events, ["begin 0@2", "step 3", "end 0 at step 3", "ckpt 1.0.3"]);
@@ -129,11 +130,11 @@ fn resume_inside_an_epoch_and_early_stop() -> Result<(), SslError> {
 }
 
 #[test]
-fn the_guard_stops_a_diverging_run_before_its_checkpoint() -> Result<(), SslError> {
+fn the_guard_stops_a_diverging_run_before_its_checkpoint() -> Result<(), RuntimeError> {
     // ×4 per step: after step 2 the norm is 16× the start, past the ratio 10
     let mut toy = Toy::new(4.0, None)?;
     let err = runloop::run(&mut toy, &plan(2, 0, 1, 0), at(0, 0, 0), &mut out());
-    assert!(matches!(err, Err(SslError::Diverged { step: 2, epoch: 0, .. })), "{err:?}");
+    assert!(matches!(err, Err(RuntimeError::Diverged { step: 2, epoch: 0, .. })), "{err:?}");
     assert_eq!(toy.events, ["begin 0@0", "step 1", "ckpt 0.1.1", "step 2"]);
     Ok(())
 }

@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use unimiss_ssl::tensorboard::{EventWriter, masked_crc32c};
+use unimiss_runtime::log::JsonlLog;
+use unimiss_runtime::tensorboard::{EventWriter, event_files, masked_crc32c};
 
 type Res = Result<(), Box<dyn std::error::Error>>;
 
@@ -198,5 +199,29 @@ fn the_reader_detects_a_corrupted_record() -> Res {
     bytes[last] ^= 1;
     std::fs::write(&p, bytes)?;
     assert!(records(&p).is_err_and(|e| e.contains("CRC")));
+    Ok(())
+}
+
+/// A resumed run's log and events are rolled back together: the events of the steps after the
+/// checkpoint are gone, so TensorBoard draws each step once.
+#[test]
+fn a_resumed_log_rewrites_its_events_without_the_rolled_back_steps() -> Res {
+    let tmp = tempfile::tempdir()?;
+    let run = tmp.path();
+    let mut log = JsonlLog::open(run)?;
+    for step in 1..=4u64 {
+        log.write(&serde_json::json!({"kind": "step", "step": step, "epoch": 0, "modality": "2d", "loss": step as f64}))?;
+    }
+    drop(log);
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // a new file name (seconds)
+    let mut log = JsonlLog::open_resumed(run, 2, 0)?;
+    log.write(&serde_json::json!({"kind": "step", "step": 3, "epoch": 0, "modality": "2d", "loss": 30.0}))?;
+    drop(log);
+    let files = event_files(run)?;
+    assert_eq!(files.len(), 1, "{files:?}");
+    let got: Vec<String> = records(&files[0])?.iter().skip(1).map(|r| describe(r)).collect();
+    assert_eq!(got, ["step 1 scalar 2d/loss = 1", "step 2 scalar 2d/loss = 2", "step 3 scalar 2d/loss = 30"]);
+    let text = std::fs::read_to_string(run.join("log.jsonl"))?;
+    assert_eq!(text.lines().count(), 3, "{text}");
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Result, SslError, io_err};
+use crate::error::{Result, RuntimeError, io_err};
 
 /// How a command means to use its output directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,13 +91,13 @@ pub fn holds(dir: &Path) -> Result<Holds> {
 }
 
 /// The refusal for a directory that holds something other than a run.
-fn not_a_run(dir: &Path, other: &[String]) -> SslError {
+fn not_a_run(dir: &Path, other: &[String]) -> RuntimeError {
     if other.is_empty() {
-        return SslError::Config(format!("{} is a file, not a directory: choose another --output", dir.display()));
+        return RuntimeError::Config(format!("{} is a file, not a directory: choose another --output", dir.display()));
     }
     let shown: Vec<&str> = other.iter().take(5).map(String::as_str).collect();
     let more = if other.len() > 5 { format!(" and {} more", other.len() - 5) } else { String::new() };
-    SslError::Config(format!(
+    RuntimeError::Config(format!(
         "{} is not empty and holds no run: {}{more} {} in the way. A run directory must be new, empty or a run's own: \
          choose another --output, or move those files out",
         dir.display(),
@@ -144,7 +144,7 @@ pub fn claim(dir: &Path, how: Claim<'_>) -> Result<Claimed> {
                     Claim::Resume(from) => format!("--resume {} would write into {}", from.display(), chosen.display()),
                     _ => format!("{} already holds a run", chosen.display()),
                 };
-                return Err(SslError::Config(format!(
+                return Err(RuntimeError::Config(format!(
                     "{what}: a run directory is written by one run only. Continue that run with \
                      `--resume {}`, or start a new one with `--output NEW_DIR`",
                     chosen.display()

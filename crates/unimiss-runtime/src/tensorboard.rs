@@ -14,12 +14,26 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{Result, SslError, io_err};
+use crate::error::{Result, RuntimeError, io_err};
 
 /// Writes one event file in a run directory.
 pub struct EventWriter {
     path: PathBuf,
     file: std::io::BufWriter<std::fs::File>,
+}
+
+/// The TensorBoard event files of a run directory (`events.out.tfevents.*`), sorted.
+pub fn event_files(run_dir: &Path) -> Result<Vec<PathBuf>> {
+    let Ok(rd) = std::fs::read_dir(run_dir) else { return Ok(vec![]) };
+    let mut out = Vec::new();
+    for e in rd {
+        let p = e.map_err(io_err(run_dir))?.path();
+        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("events.out.tfevents.")) {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 impl EventWriter {
@@ -59,7 +73,7 @@ impl EventWriter {
             Some(6) => 4,
             Some(2 | 3) => 3,
             _ => {
-                return Err(SslError::Config(format!("{}: image {tag:?} is not a PNG", self.path.display())));
+                return Err(RuntimeError::Config(format!("{}: image {tag:?} is not a PNG", self.path.display())));
             }
         };
         let mut img = Pb::default();
@@ -100,14 +114,14 @@ impl EventWriter {
     /// as `<prefix>/<field>/<key>` (e.g. `2d/terms/dino`). Counters (`step`, `epoch`, `batch`)
     /// and text are left out.
     pub fn record<T: Serialize>(&mut self, rec: &T) -> Result<()> {
-        let value = serde_json::to_value(rec).map_err(|e| SslError::Config(format!("tensorboard record: {e}")))?;
+        let value = serde_json::to_value(rec).map_err(|e| RuntimeError::Config(format!("tensorboard record: {e}")))?;
         let Some(obj) = value.as_object() else {
-            return Err(SslError::Config("tensorboard record: not a struct".into()));
+            return Err(RuntimeError::Config("tensorboard record: not a struct".into()));
         };
         let step = obj
             .get("step")
             .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| SslError::Config("tensorboard record: no `step` field".into()))?;
+            .ok_or_else(|| RuntimeError::Config("tensorboard record: no `step` field".into()))?;
         let mut prefix = obj.get("modality").and_then(|m| m.as_str()).unwrap_or("train").to_string();
         if obj.get("kind").and_then(|k| k.as_str()) == Some("epoch") {
             prefix.push_str("/epoch");

@@ -13,16 +13,16 @@ use candle::{Device, Tensor};
 use unimiss_data::augment::{Stream, sample_rng};
 use unimiss_model::Modality;
 
-use crate::augment::{Augmenter, SampleArrays};
+use unimiss_data::augment::spatial::{Augmenter, SampleArrays};
 use crate::config::FinetuneConfig;
-use crate::dataset::{load_image_native, load_label_volume, load_masks_2d, load_volume_native};
+use unimiss_data::dataset::{load_image_native, load_label_volume, load_masks_2d, load_volume_native};
 use crate::error::{Result, TaskError};
-use crate::labelled::{LabelledManifest, LabelledSample};
+use unimiss_data::labelled::{LabelledManifest, LabelledSample};
 use crate::losses::{bce_dice, deep_supervision, dice_ce};
 use crate::nets::{SegNet, Task};
 use crate::patches::{forces_foreground, sample_patch};
 
-pub use crate::seg_infer::{mean_dice, seg_cases};
+use crate::seg_infer::patch_size;
 
 /// Number of output channels of a segmentation manifest: label-map classes (background first)
 /// for 3D, mask columns for 2D.
@@ -47,14 +47,6 @@ pub fn seg_channels(task: Task, m: &LabelledManifest, origin: &Path) -> Result<V
             }
             Ok(if m.classes.is_empty() { (0..masks).map(|i| format!("label{i}")).collect() } else { m.classes.clone() })
         }
-    }
-}
-
-/// The network input (= training patch and sliding-window) size `(D, H, W)`; `D = 1` for 2D.
-pub fn patch_size(task: Task, cfg: &FinetuneConfig) -> [usize; 3] {
-    match task.modality() {
-        Modality::Volume3d => cfg.input_3d,
-        Modality::Image2d => [1, cfg.input_2d, cfg.input_2d],
     }
 }
 

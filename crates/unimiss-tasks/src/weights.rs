@@ -1,7 +1,7 @@
 //! Task weight files: safetensors holding every parameter under its name plus one `u8` tensor
 //! `task_meta` with the JSON [`TaskMeta`] (task, classes, configuration), so a weight file alone
 //! is enough to evaluate or predict. Files are written atomically by the training runtime
-//! (`unimiss_ssl::checkpoint::save_tensors_atomic`): an interrupted run never leaves a
+//! (`unimiss_runtime::checkpoint::save_tensors_atomic`): an interrupted run never leaves a
 //! half-written `best.safetensors`.
 
 use std::collections::HashMap;
@@ -33,7 +33,7 @@ pub fn save_tensors(path: &Path, mut tensors: HashMap<String, Tensor>, meta: Opt
         let n = json.len();
         tensors.insert(META_KEY.into(), Tensor::from_vec(json, n, &Device::Cpu)?);
     }
-    Ok(unimiss_ssl::checkpoint::save_tensors_atomic(path, tensors.into_iter().collect())?)
+    Ok(unimiss_runtime::checkpoint::save_tensors_atomic(path, tensors.into_iter().collect())?)
 }
 
 /// Saves every variable of `vm` with the metadata.

@@ -93,10 +93,10 @@ pub struct StepOptions {
     pub clip: Clip,
     /// `epoch < freeze_last_layer`: drop the gradients of `*last_layer*` parameters.
     pub cancel_last_layer: bool,
-    /// The modality whose own parameters ([`Modality::of_param`](crate::Modality::of_param))
+    /// The modality whose own parameters ([`Modality::of_param`](unimiss_ops::Modality::of_param))
     /// have `requires_grad = False` this step: the 3D ones in a 2D epoch (official); `None` in a
     /// 3D epoch and in fine-tuning.
-    pub frozen: Option<crate::Modality>,
+    pub frozen: Option<unimiss_ops::Modality>,
     /// Fix §8.3: `zero_grad(set_to_none=True)` semantics, so parameters without a gradient this
     /// step are not touched at all.
     pub set_to_none: bool,
@@ -183,7 +183,7 @@ impl AdamW {
             }
         }
         for p in &mut self.params {
-            let frozen = o.frozen.is_some_and(|m| crate::Modality::of_param(&p.name) == Some(m));
+            let frozen = o.frozen.is_some_and(|m| unimiss_ops::Modality::of_param(&p.name) == Some(m));
             let fresh = if frozen { None } else { grads.get(&p.name) };
             // `None` = no .grad (skipped); `Some(None)` = the leftover zero tensor.
             let mut grad: Option<Option<Tensor>> = match fresh {

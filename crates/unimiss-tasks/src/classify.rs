@@ -8,7 +8,7 @@ use candle::{Device, Tensor};
 use unimiss_model::Modality;
 
 use crate::config::FinetuneConfig;
-use crate::dataset::{load_image, load_volume};
+use unimiss_data::dataset::{load_image, load_volume};
 use crate::error::Result;
 use crate::nets::{ClsNet, Task};
 use crate::sliding::flip;

@@ -1,7 +1,7 @@
 //! The one training loop of the runtime: epochs and steps from a resume position, the stop at
 //! `max_steps`, the divergence guard after every step, the JSON-lines log, progress with rate
 //! and ETA, and the checkpoint cadence (every N steps, every N epochs, and at the end). It is
-//! written once; pretraining ([`crate::Trainer`]) and fine-tuning (`unimiss-tasks`) each
+//! written once; pretraining (`unimiss_ssl::Trainer`) and fine-tuning (`unimiss-tasks`) each
 //! supply a [`Learner`]: how an epoch's batches are drawn, one optimiser step, what happens at
 //! the end of an epoch (validation, kNN monitor, best weights, early stopping) and what a
 //! checkpoint holds.
@@ -21,10 +21,10 @@ use candle::Var;
 use serde::Serialize;
 
 use crate::checkpoint::Position;
-use crate::error::SslError;
+use crate::error::RuntimeError;
 use crate::log::JsonlLog;
 use crate::progress::Progress;
-use crate::{Modality, PerModality};
+use unimiss_ops::{Modality, PerModality};
 
 /// When a run stops and checkpoints.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,7 +83,7 @@ impl RunOutput<'_> {
 /// One kind of training, driven by [`run`].
 pub trait Learner {
     /// The learner's error; the loop's own errors (log, checkpoint, guard) convert into it.
-    type Error: From<SslError>;
+    type Error: From<RuntimeError>;
     /// A step's log line (written as it is).
     type Record: Serialize;
 
@@ -137,12 +137,12 @@ fn check_divergence(params: &BTreeMap<String, Var>, start: f64, ratio: f64, pos:
     } else {
         return Ok(());
     };
-    Err(SslError::Diverged { step: pos.step, epoch: pos.epoch, norm, why })
+    Err(RuntimeError::Diverged { step: pos.step, epoch: pos.epoch, norm, why })
 }
 
 /// Runs `l` from `pos` to the end of the plan (or `max_steps`, or an early stop).
 pub fn run<L: Learner>(l: &mut L, plan: &LoopPlan, mut pos: Position, out: &mut RunOutput) -> Result<Ended, L::Error> {
-    let start_norm = crate::optim::global_norm(l.parameters().values().map(|v| v.as_tensor())).map_err(SslError::from)?;
+    let start_norm = crate::optim::global_norm(l.parameters().values().map(|v| v.as_tensor())).map_err(RuntimeError::from)?;
     let start = pos;
     let (mut last, mut saved_at, mut stopped_early) = (None, None, false);
     let reached = |p: &Position| plan.max_steps > 0 && p.step >= plan.max_steps;

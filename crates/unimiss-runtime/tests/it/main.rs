@@ -1,0 +1,4 @@
+//! Integration tests of the runtime.
+
+mod runloop;
+mod tensorboard;
