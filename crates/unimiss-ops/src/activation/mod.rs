@@ -56,10 +56,16 @@ pub fn leaky_relu_composed(x: &Tensor, negative_slope: f64) -> Result<Tensor> {
 
 /// Exact GELU, `x Φ(x)` (PyTorch `nn.GELU()`, `approximate='none'`), with gradients. On the CPU a
 /// fused multi-threaded kernel (f32: erf to within 5e-7, the approximation PyTorch's CPU kernel
-/// uses); elsewhere candle's `gelu_erf`.
+/// uses); elsewhere [`gelu_composed`].
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     if fused(x) {
         return x.contiguous()?.apply_op1(gelu::Gelu);
     }
+    gelu_composed(x)
+}
+
+/// [`gelu`] as candle's `gelu_erf` (a CUDA kernel on CUDA; its backward is composed of candle
+/// ops), for every device and float dtype.
+pub fn gelu_composed(x: &Tensor) -> Result<Tensor> {
     x.gelu_erf()
 }
