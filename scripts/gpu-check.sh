@@ -5,8 +5,9 @@
 #   bash scripts/gpu-check.sh        # carry .gpubin/ (from `cargo xtask gpu-build`) along
 # Reads:  .gpubin/unimiss.gz and .gpubin/unimiss-ops-cuda-tests.gz (or $UNIMISS_GPU_BIN, a plain
 #         binary); the parity fixtures at $UNIMISS_FIXTURES, else shared/fixtures/parity, else
-#         ../shared/fixtures/parity; the official code for bench_torch.py under shared/reference
-#         or ../shared/reference.
+#         ../shared/fixtures/parity, else made again by shared/reference/make_parity_fixtures.py
+#         (the fixtures are 112 MB, over the 64 MiB that travels; the official code for it and
+#         for bench_torch.py is under shared/reference or ../shared/reference).
 # Writes: $OUT (default ./gpu-check-out): summary.txt (one line per stage), check.log (every
 #         stage's output), pretrain.jsonl, the benchmark JSON files: 8 files at most.
 # Stages: binary, device, ops-tests, parity, trajectory, pretrain, bench, bench-b24, nccl. Each
@@ -59,6 +60,8 @@ NVROOT=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 
 for d in "$NVROOT/cu13/lib" "$NVROOT/nccl/lib"; do
   [ -d "$d" ] && LD_LIBRARY_PATH=$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 done
+# Last: gpu-build's copies of the non-CUDA libraries (fontconfig, freetype) in case the image lacks them.
+[ -d "$ROOT/.gpubin/lib" ] && LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$ROOT/.gpubin/lib
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}
 export BIN=$WORK/unimiss TESTS=$WORK/ops-tests
 export FIXTURES=$(first_dir "${UNIMISS_FIXTURES:-}" shared/fixtures/parity ../shared/fixtures/parity || true)
@@ -93,15 +96,25 @@ s_ops_tests() {
   exit "$r"
 }
 
+# The fixtures (112 MB) are over what travels (64 MiB): without them the official code makes
+# them again from the same seeds (CPU, PyTorch of the machine) with the sizes of the shipped set.
 s_parity() {
-  [ -n "$FIXTURES" ] || { echo "result: no parity fixtures (UNIMISS_FIXTURES, shared/fixtures/parity)"; exit 3; }
-  "$BIN" convert --from "$FIXTURES/mit_tiny_official.pth" --to "$WORK/w.safetensors" --which teacher || exit 1
-  python3 "$ROOT/scripts/gpu_check_util.py" inputs "$FIXTURES/mit_tiny_io.safetensors" "$WORK/in.safetensors" || exit 1
+  local fx=$FIXTURES
+  if [ -z "$fx" ] || [ ! -f "$fx/mit_tiny_official.pth" ]; then
+    [ -n "$REFERENCE" ] || { echo "result: no parity fixtures and no shared/reference to make them"; exit 3; }
+    echo "no parity fixtures here: making them with $REFERENCE/make_parity_fixtures.py"
+    fx=$WORK/fx
+    UNIMISS_OFFICIAL=$REFERENCE/official/UniMiSS python3 "$REFERENCE/make_parity_fixtures.py" --config tiny \
+      --img-size-2d 64 --img-size-3d 16x64x64 --interp-2d 96x96 64x96 --interp-3d 16x96x96 16x64x96 \
+      --no-probe --no-sensitivity --out-dir "$fx" || { echo "result: making the fixtures failed"; exit 1; }
+  fi
+  "$BIN" convert --from "$fx/mit_tiny_official.pth" --to "$WORK/w.safetensors" --which teacher || exit 1
+  python3 "$ROOT/scripts/gpu_check_util.py" inputs "$fx/mit_tiny_io.safetensors" "$WORK/in.safetensors" || exit 1
   for d in cuda:0 cpu; do
     "$BIN" embed --weights "$WORK/w.safetensors" --arch tiny --inputs "$WORK/in.safetensors" \
       --output "$WORK/out-${d%%:*}.safetensors" --device "$d" || { echo "result: embed on $d failed"; exit 1; }
   done
-  python3 "$ROOT/scripts/gpu_check_util.py" parity "$FIXTURES/mit_tiny_io.safetensors" \
+  python3 "$ROOT/scripts/gpu_check_util.py" parity "$fx/mit_tiny_io.safetensors" \
     "$WORK/out-cuda.safetensors" "$WORK/out-cpu.safetensors" 1e-4
 }
 

@@ -93,6 +93,7 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let gz = gzip(&bin, &out_dir.join("unimiss.gz"))?;
     let tests_gz = tests.as_ref().map(|t| gzip(t, &out_dir.join("unimiss-ops-cuda-tests.gz"))).transpose()?;
+    let bundled = bundle_host_libs(&bin, &lib_path, &out_dir.join("lib"))?;
     let mb = |p: &Path| std::fs::metadata(p).map(|m| m.len() as f64 / 1e6).unwrap_or(f64::NAN);
 
     println!("gpu-build: features {features}; build {build_s} s (cargo), {} s in all", t0.elapsed().as_secs());
@@ -101,6 +102,7 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         println!("gpu-build: unimiss-ops CUDA tests {:.1} MB, gzipped {:.1} MB ({})", mb(t), mb(g), g.display());
     }
     println!("gpu-build: NEEDED {}", needed.join(" "));
+    println!("gpu-build: fallback copies in .gpubin/lib (searched last there): {}", bundled.join(" "));
     println!("gpu-build: PTX {ptx}");
     println!("gpu-build: against the stub driver: {stub}");
     println!("{}", bin.display());
@@ -180,18 +182,20 @@ fn check_ptx(bin: &Path) -> anyhow::Result<String> {
     if versions.is_empty() {
         bail!("{}: no embedded PTX found (was it built with cuda?)", bin.display())
     }
-    for (v, _) in &versions {
-        let (major, minor) = v.split_once('.').unwrap_or((v, "0"));
-        let ok = matches!((major.parse::<u32>(), minor.parse::<u32>()), (Ok(a), Ok(b)) if (a, b) <= (9, 0));
-        if !ok {
-            bail!("{}: PTX .version {v} is newer than 9.0, which a CUDA 13.0 driver (580) cannot load", bin.display())
-        }
+    if let Some((v, _)) = versions.iter().find(|(v, _)| !version_at_most_9_0(v)) {
+        bail!("{}: PTX .version {v} is newer than 9.0, which a CUDA 13.0 driver (580) cannot load", bin.display())
     }
     if let Some((t, _)) = targets.iter().find(|(t, _)| t != "sm_90a") {
         bail!("{}: PTX .target {t}: only sm_90a was expected (CUDA_COMPUTE_CAP=90)", bin.display())
     }
     let list = |v: &[(String, usize)]| v.iter().map(|(s, n)| format!("{s} x{n}")).collect::<Vec<_>>().join(", ");
     Ok(format!(".version {}; .target {}", list(&versions), list(&targets)))
+}
+
+/// Whether a PTX ISA version `major.minor` is at most 9.0 (what nvcc 13.0 writes).
+fn version_at_most_9_0(v: &str) -> bool {
+    let (major, minor) = v.split_once('.').unwrap_or((v, "0"));
+    matches!((major.parse::<u32>(), minor.parse::<u32>()), (Ok(a), Ok(b)) if (a, b) <= (9, 0))
 }
 
 /// The distinct words after each `key` in `bytes`, with their counts.
@@ -226,6 +230,27 @@ fn stub_run(bin: &Path, lib_path: &str) -> anyhow::Result<String> {
     Ok(err)
 }
 
+/// Copies the libraries `bin` needs beyond glibc, libstdc++ and CUDA (fontconfig, freetype and
+/// theirs, for the plots) into `dir`: the GPU machine's image may lack them, and the binary is
+/// linked `BIND_NOW`, so a missing one stops it at start. gpu-check.sh searches `dir` last.
+fn bundle_host_libs(bin: &Path, lib_path: &str, dir: &Path) -> anyhow::Result<Vec<String>> {
+    const SYSTEM: [&str; 10] =
+        ["libc.so", "libm.so", "libgcc_s.so", "libstdc++.so", "ld-linux", "libpthread.so", "libdl.so", "librt.so", "linux-vdso", "libcu"];
+    let ldd = Command::new("ldd").arg(bin).env("LD_LIBRARY_PATH", lib_path).output().context("could not run ldd")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut copied = Vec::new();
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let Some((name, rest)) = line.trim().split_once(" => ") else { continue };
+        let Some(path) = rest.split_whitespace().next() else { continue };
+        if SYSTEM.iter().any(|s| name.starts_with(s)) || name.starts_with("libnccl") || !path.starts_with('/') {
+            continue;
+        }
+        std::fs::copy(path, dir.join(name)).with_context(|| format!("copying {path}"))?;
+        copied.push(name.to_string());
+    }
+    Ok(copied)
+}
+
 /// `src` without its debug sections, gzipped to `dst`.
 fn gzip(src: &Path, dst: &Path) -> anyhow::Result<PathBuf> {
     let stripped = dst.with_extension("stripped");
@@ -237,4 +262,18 @@ fn gzip(src: &Path, dst: &Path) -> anyhow::Result<PathBuf> {
         bail!("gzip {} failed ({st})", src.display())
     }
     Ok(dst.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ptx_directives_are_counted_and_versions_compared() {
+        let bin = b"\x00junk\n.version 9.0\n.target sm_90a\n.address_size 64\n\x7fELF\n.version 9.0\n.target sm_90a, debug\n.version 8.7";
+        assert_eq!(directive_values(bin, b"\n.version "), vec![("9.0".to_string(), 2), ("8.7".to_string(), 1)]);
+        assert_eq!(directive_values(bin, b"\n.target "), vec![("sm_90a".to_string(), 2)]);
+        assert!(version_at_most_9_0("9.0") && version_at_most_9_0("8.7") && version_at_most_9_0("9"));
+        assert!(!version_at_most_9_0("9.5") && !version_at_most_9_0("10.0") && !version_at_most_9_0("x"));
+    }
 }
