@@ -5,7 +5,7 @@
 
 use candle::{DType, Device, Result, Tensor, Var};
 use unimiss_ops::interp::{Resize, interpolate_bicubic2d, interpolate_bilinear2d, interpolate_trilinear3d};
-use unimiss_ops::update::{AdamWStep, adamw, adamw_composed, ema, ema_composed, sum_sq, sum_sq_composed};
+use unimiss_ops::update::{adamw, adamw_composed, ema, ema_composed, sum_sq, sum_sq_composed};
 use unimiss_ops::{
     ConvParams, ConvTransposeParams, conv_transpose2d, conv_transpose3d, conv2d, conv3d, gelu, instance_norm, layer_norm,
     leaky_relu, linear, softmax_last_dim,
@@ -103,16 +103,7 @@ fn optimiser_passes_on_cuda_match_the_fused_cpu_passes() -> Result<()> {
     let t = |seed| tensor(seed, &[n])?.to_dtype(DType::F32);
     let (theta, g, m, v) = (t(1)?, t(2)?, t(3)?, t(4)?.abs()?);
     let on = |x: &Tensor| x.to_device(&dev);
-    let s = AdamWStep {
-        decay: 0.999,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        bias_correction1: 1.0 - 0.9f64.powi(3),
-        bias_correction2: 1.0 - 0.999f64.powi(3),
-        lr: 1e-3,
-        grad_scale: 0.3,
-    };
+    let s = crate::update::step(0.999, 0.3);
     let want = adamw(&theta, Some(&g), Some(&m), Some(&v), &s)?.expect("f32 CPU tensors take the fused path");
     assert!(adamw(&on(&theta)?, Some(&on(&g)?), None, None, &s)?.is_none(), "CUDA tensors must take the composed path");
     let got = adamw_composed(&on(&theta)?, Some(&on(&g)?), Some(&on(&m)?), Some(&on(&v)?), &s)?;

@@ -18,7 +18,8 @@ fn f32t(seed: u64, n: usize) -> Result<Tensor> {
 const CASES: [(&str, bool, bool, f64, f64); 3] =
     [("first step", true, false, 1.0 - 1e-3 * 0.04, 1.0), ("clipped, decayed", true, true, 0.999, 0.3), ("zero grad", false, true, 1.0, 1.0)];
 
-fn step(decay: f64, grad_scale: f64) -> AdamWStep {
+/// The AdamW scalars of the cases (step 3); also used by the CUDA tests.
+pub fn step(decay: f64, grad_scale: f64) -> AdamWStep {
     AdamWStep {
         decay,
         beta1: 0.9,
