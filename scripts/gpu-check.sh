@@ -30,7 +30,7 @@ export ROOT OUT WORK PYTHONUNBUFFERED=1
 log() { echo "$*" | tee -a "$OUT/check.log"; }
 # summary STATUS STAGE SECONDS TEXT
 summary() { printf '%-5s %-10s %4ss  %s\n' "$1" "$2" "$3" "$4" | tee -a "$OUT/summary.txt"; }
-first_dir() { for d in "$@"; do [ -n "$d" ] && [ -d "$d" ] && { echo "$d"; return 0; }; done; return 1; }
+first_dir() { for d in "$@"; do [ -n "$d" ] && [ -d "$d" ] && { (cd "$d" && pwd); return 0; }; done; return 1; }
 
 # stage NAME LIMIT_S FUNCTION: runs FUNCTION in a child bash under `timeout` (the limit shrinks to
 # what is left of the budget), its output into check.log; its last line starting with "result:"
@@ -60,9 +60,10 @@ NVROOT=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 
 for d in "$NVROOT/cu13/lib" "$NVROOT/nccl/lib"; do
   [ -d "$d" ] && LD_LIBRARY_PATH=$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 done
-# Last: gpu-build's copies of the non-CUDA libraries (fontconfig, freetype) in case the image lacks them.
-[ -d "$ROOT/.gpubin/lib" ] && LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$ROOT/.gpubin/lib
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}
+# gpu-build's copies of the non-CUDA libraries (fontconfig, freetype and theirs), searched last,
+# for unimiss alone and only when the image lacks one (see after the binary stage).
+export FALLBACK=$ROOT/.gpubin/lib
 export BIN=$WORK/unimiss TESTS=$WORK/ops-tests
 export FIXTURES=$(first_dir "${UNIMISS_FIXTURES:-}" shared/fixtures/parity ../shared/fixtures/parity || true)
 export REFERENCE=$(first_dir shared/reference ../shared/reference || true)
@@ -75,7 +76,7 @@ s_binary() {
   chmod +x "$BIN"
   [ -f .gpubin/unimiss-ops-cuda-tests.gz ] && gunzip -c .gpubin/unimiss-ops-cuda-tests.gz > "$TESTS" && chmod +x "$TESTS"
   ldd "$BIN" | grep -E 'not found|libcu|libnccl'
-  if ldd "$BIN" | grep -q 'not found'; then
+  if LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$FALLBACK ldd "$BIN" | grep -q 'not found'; then
     echo "result: libraries not found (ldd above); set LD_LIBRARY_PATH to the CUDA 13 libraries"; exit 1
   fi
   echo "result: $(stat -c %s "$BIN") bytes, every library found"
@@ -176,6 +177,12 @@ export -f s_binary s_device s_ops_tests s_parity s_trajectory s_pretrain s_bench
 
 if ! stage binary 30 s_binary; then
   log "gpu-check: no runnable binary; nothing else can be checked"; rm -rf "$WORK"; exit 1
+fi
+if ldd "$BIN" | grep -q 'not found'; then
+  log "gpu-check: from .gpubin/lib: $(ldd "$BIN" | grep 'not found' | awk '{print $1}' | tr '\n' ' ')"
+  mv "$BIN" "$BIN.real"
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=$LD_LIBRARY_PATH:%s exec %s "$@"\n' "$FALLBACK" "$BIN.real" > "$BIN"
+  chmod +x "$BIN"
 fi
 if ! stage device 30 s_device; then
   log "gpu-check: no usable CUDA device here; the remaining stages need one (stopping)"

@@ -55,24 +55,25 @@ fn parse(args: &[String]) -> anyhow::Result<Option<Opts>> {
 }
 
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
-    let Some(o) = parse(args)? else {
+    let Some(mut o) = parse(args)? else {
         print!("{USAGE}");
         return Ok(());
     };
     let t0 = Instant::now();
-    let setup = root.join("scripts/setup-cuda13.sh");
-    let mut cmd = Command::new("bash");
-    cmd.arg(&setup);
-    if o.nccl {
-        cmd.arg("--nccl");
+    if let Err(e) = setup(root, &o.cuda_dir, o.nccl) {
+        if !o.nccl {
+            return Err(e);
+        }
+        eprintln!("gpu-build: installing NCCL failed ({e:#}); going on with `cuda` alone");
+        o.nccl = false;
+        setup(root, &o.cuda_dir, false)?;
     }
-    must(cmd.arg(&o.cuda_dir), "scripts/setup-cuda13.sh")?;
     let cuda_home = o.cuda_dir.join("cuda");
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target-cuda"), PathBuf::from);
     let t_build = Instant::now();
     let mut features = if o.nccl { "unimiss-cli/nccl" } else { "unimiss-cli/cuda" };
     let bin_args = ["build", "--release", "--package", "unimiss-cli", "--bin", "unimiss", "--features"];
-    if let Err(e) = must(cargo(root, &cuda_home, &target).args(bin_args).arg(features), "cargo build (nccl)") {
+    if let Err(e) = must(cargo(root, &cuda_home, &target).args(bin_args).arg(features), &format!("cargo build ({features})")) {
         if !o.nccl {
             return Err(e);
         }
@@ -107,6 +108,16 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     println!("gpu-build: against the stub driver: {stub}");
     println!("{}", bin.display());
     Ok(())
+}
+
+/// `scripts/setup-cuda13.sh [--nccl] DIR`.
+fn setup(root: &Path, dir: &Path, nccl: bool) -> anyhow::Result<()> {
+    let mut cmd = Command::new("bash");
+    cmd.arg(root.join("scripts/setup-cuda13.sh"));
+    if nccl {
+        cmd.arg("--nccl");
+    }
+    must(cmd.arg(dir), "scripts/setup-cuda13.sh")
 }
 
 /// cargo in the workspace root with the CUDA build environment of `cuda_home`.
