@@ -2,7 +2,7 @@
 """Helpers of scripts/gpu-check.sh, standard library only (the GPU machine's python3 is enough).
 
   inputs IO.safetensors OUT.safetensors          the model inputs of the parity fixture
-  parity IO.safetensors CUDA.safetensors CPU.safetensors TOL
+  parity IO.safetensors DEVICE.safetensors CPU.safetensors TOL
                                                  embed outputs against the official ones
   losses LOG.jsonl MEM.txt                       a pretraining run: finite, falling, peak memory
   same-losses A.jsonl B.jsonl N                  the first N step losses of two runs agree
@@ -69,16 +69,16 @@ def cmd_inputs(io_path, out_path):
     return 0
 
 
-def cmd_parity(io_path, cuda_path, cpu_path, tol):
-    io, cuda, cpu = read_st(io_path), read_st(cuda_path), read_st(cpu_path)
+def cmd_parity(io_path, dev_path, cpu_path, tol):
+    io, dev, cpu = read_st(io_path), read_st(dev_path), read_st(cpu_path)
     worst, bad = 0.0, []
     for ours, official in PAIRS:
-        if ours not in cuda:
+        if ours not in dev:
             bad.append(f"{ours} missing")
             continue
-        e = rel_err(floats(cuda[ours]), floats(io[official]))
-        c = rel_err(floats(cuda[ours]), floats(cpu[ours]))
-        print(f"{ours:18s} cuda vs official {e:.2e}   cuda vs cpu {c:.2e}")
+        e = rel_err(floats(dev[ours]), floats(io[official]))
+        c = rel_err(floats(dev[ours]), floats(cpu[ours]))
+        print(f"{ours:18s} device vs official {e:.2e}   device vs cpu {c:.2e}")
         worst = max(worst, e)
         if not e <= float(tol):
             bad.append(f"{ours} {e:.2e}")

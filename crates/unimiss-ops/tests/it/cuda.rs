@@ -13,7 +13,7 @@ use unimiss_ops::{
 
 use crate::common::{Tol, assert_close, tensor, values};
 
-const NEEDS: &str = "needs a CUDA device: run the `--features cuda` test binary with --include-ignored on a GPU machine";
+const RUN_THEM: &str = "run the `--features cuda` test binary with --include-ignored on a GPU machine";
 /// f32 on the GPU (cuBLAS f32 GEMMs, no TF32) against the f32 CPU kernels.
 const F32: Tol = Tol { rel: 1e-4, abs: 1e-4 };
 /// bf16 (8-bit mantissa) against f32: a few dozen products per output.
@@ -22,7 +22,7 @@ const BF16: Tol = Tol { rel: 3e-2, abs: 6e-2 };
 type Op<'a> = &'a dyn Fn(&[Tensor]) -> Result<Tensor>;
 
 fn gpu() -> Result<Device> {
-    Device::new_cuda(0).map_err(|e| candle::Error::Msg(format!("no CUDA device 0 ({e}); these tests {NEEDS}")))
+    Device::new_cuda(0).map_err(|e| candle::Error::Msg(format!("no CUDA device 0 ({e}): these tests need one; {RUN_THEM}")))
 }
 
 /// `op` on the GPU against `op` on the CPU, for seeded inputs of `shapes` (scaled by `scale`).
