@@ -7,18 +7,28 @@
 //! lists the verbs.
 //!
 //! Options read by xtask itself, before the verb:
-//! - `--cuda`: build the binary with `--features cuda` (needs the CUDA toolkit, see the README).
+//! - `--cuda`: build the binary with `--features cuda` (needs the CUDA toolkit, see docs/gpu.md).
 //! - `--nccl`: build with `--features nccl` (implies CUDA) for multi-GPU data-parallel training.
+//!
+//! One verb is xtask's own: `gpu-build` ([`gpu_build`]) installs a CUDA 13.0 toolkit from PyPI,
+//! builds the CUDA binary for the H100 without a GPU, checks it and gzips it for the GPU machine.
+
+mod gpu_build;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "\
 Usage: cargo xtask [--cuda] [--nccl] <VERB> [ARGS...]
+       cargo xtask gpu-build [--cuda-dir DIR] [--no-nccl] [--no-tests]
 
 Options read by xtask, before the verb:
-  --cuda  build the `unimiss` binary with CUDA: never compiled or run by this project (see README, GPUs)
-  --nccl  build with NCCL for multi-GPU data-parallel pretraining (implies --cuda; likewise unverified)
+  --cuda  build the `unimiss` binary with CUDA (needs a CUDA 13.0 toolkit on PATH and
+          CUDA_COMPUTE_CAP): compiled by this project, never yet run on a GPU (docs/gpu.md)
+  --nccl  build with NCCL for multi-GPU data-parallel pretraining (implies --cuda; likewise
+          compiled, never run)
+  gpu-build  xtask's own verb: the CUDA+NCCL binary for the H100, built and checked here without a
+          GPU (toolkit from PyPI, stub driver), gzipped to .gpubin/ (docs/gpu.md)
 
 ";
 
@@ -40,6 +50,10 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<ExitCode> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("gpu-build") {
+        gpu_build::run(&project_root(), &args[1..])?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut features: Vec<&str> = Vec::new();
     while let Some(first) = args.first() {
         match first.as_str() {

@@ -59,7 +59,9 @@ pub use norm::{instance_norm, layer_norm};
 /// The composed implementations (candle primitives only, any device and float dtype) that the
 /// public ops fall back to off the CPU kernels; exposed as test oracles.
 pub mod reference {
-    pub use crate::activation::{leaky_relu_composed as leaky_relu, softmax_composed as softmax_last_dim};
+    pub use crate::activation::{
+        gelu_composed as gelu, leaky_relu_composed as leaky_relu, softmax_composed as softmax_last_dim,
+    };
     pub use crate::conv::reference::{conv_transpose3d, conv3d};
     pub use crate::linear::linear_composed as linear;
     pub use crate::norm::{instance_norm_composed as instance_norm, layer_norm_composed as layer_norm};

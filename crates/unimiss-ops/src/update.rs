@@ -1,12 +1,13 @@
 //! Fused, multi-threaded parameter updates for the optimiser and the EMA teacher: one pass over
 //! the buffers instead of a dozen candle ops that each allocate and traverse them.
 //!
-//! Every function works on contiguous f32 CPU tensors and returns `None` for anything else, so
-//! that the caller keeps its composed path there (CUDA, other dtypes). The arithmetic is the
-//! composed path's, in the same order and precision (f32), so both give the same values up to
-//! the rounding of the squared-norm sum, which is accumulated here in f64.
+//! The fused functions work on contiguous f32 CPU tensors and return `None` for anything else;
+//! the caller then takes their `*_composed` twins, written with candle tensor ops, which run on
+//! any device (CUDA included) and float dtype. The fused arithmetic is the composed one's, in
+//! the same order and precision (f32), so both give the same values up to the rounding of the
+//! squared-norm sum, which the fused pass accumulates in f64.
 
-use candle::{CpuStorage, Result, Storage, Tensor};
+use candle::{CpuStorage, DType, Result, Storage, Tensor};
 use rayon::prelude::*;
 
 /// Elements per rayon task.
@@ -132,4 +133,40 @@ pub fn ema(a: &Tensor, b: &Tensor, m: f64) -> Result<Option<Tensor>> {
         Some(()) => Ok(Some(Tensor::from_vec(out, a.shape(), a.device())?)),
         None => Ok(None),
     }
+}
+
+/// [`sum_sq`] composed from candle ops (any device and float dtype): `Σ t²` in f64.
+pub fn sum_sq_composed(t: &Tensor) -> Result<f64> {
+    t.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()
+}
+
+/// [`adamw`] composed from candle ops (any device and float dtype, CUDA included): the same
+/// update in the same order, (θ'', m', v'), every result detached. `m`, `v` `None` = zero.
+pub fn adamw_composed(
+    theta: &Tensor,
+    grad: Option<&Tensor>,
+    m: Option<&Tensor>,
+    v: Option<&Tensor>,
+    s: &AdamWStep,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let theta = theta.detach();
+    let theta = if s.decay != 1.0 { theta.affine(s.decay, 0.0)? } else { theta };
+    let state = |t: Option<&Tensor>| t.map_or_else(|| theta.zeros_like(), |t| Ok(t.detach()));
+    let (m0, v0) = (state(m)?, state(v)?);
+    let (m1, v1) = match grad {
+        Some(g) => {
+            let g = g.detach();
+            let g = if s.grad_scale != 1.0 { (g * s.grad_scale)? } else { g };
+            (((m0 * s.beta1)? + (&g * (1.0 - s.beta1))?)?, ((v0 * s.beta2)? + (g.sqr()? * (1.0 - s.beta2))?)?)
+        }
+        None => ((m0 * s.beta1)?, (v0 * s.beta2)?),
+    };
+    let denom = ((v1.sqrt()? / s.bias_correction2.sqrt())? + s.eps)?;
+    let new = (theta - ((&m1 / &denom)? * (s.lr / s.bias_correction1))?)?;
+    Ok((new, m1, v1))
+}
+
+/// [`ema`] composed from candle ops (any device and float dtype): `m·a + (1 − m)·b`, detached.
+pub fn ema_composed(a: &Tensor, b: &Tensor, m: f64) -> Result<Tensor> {
+    (a.detach() * m)? + (b.detach() * (1.0 - m))?
 }

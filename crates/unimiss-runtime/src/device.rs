@@ -35,14 +35,35 @@ impl DistEnv {
     }
 }
 
-/// Parse `cpu` or `cuda:N` (also `cuda` = `cuda:0`).
+/// Parse `cpu` or `cuda:N` (also `cuda` = `cuda:0`) and open the device. A CUDA device that
+/// cannot be opened is a [`RuntimeError::Config`] that says why: a binary built without CUDA, or
+/// no usable device behind the driver (with the driver's own error).
 pub fn parse_device(s: &str) -> Result<Device> {
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Ok(Device::new_cuda(0)?),
+    let n = match s {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => 0,
         _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(n)) => Ok(Device::new_cuda(n)?),
-            _ => Err(RuntimeError::Config(format!("device {s:?}: expected cpu or cuda:N"))),
+            Some(Ok(n)) => n,
+            _ => return Err(RuntimeError::Config(format!("device {s:?}: expected cpu or cuda:N"))),
         },
+    };
+    Device::new_cuda(n).map_err(|e| RuntimeError::Config(cuda_unavailable(s, &e)))
+}
+
+fn cuda_unavailable(s: &str, e: &candle::Error) -> String {
+    // The driver's error alone: candle attaches a backtrace when RUST_BACKTRACE is set.
+    let e = match e {
+        candle::Error::WithBacktrace { inner, .. } => inner.as_ref(),
+        e => e,
+    };
+    if matches!(e, candle::Error::NotCompiledWithCudaSupport) {
+        return format!(
+            "device {s}: this binary was built without CUDA; build it with `cargo xtask gpu-build` \
+             (or run `cargo xtask --cuda …`), see docs/gpu.md"
+        );
     }
+    format!(
+        "device {s}: no usable CUDA device (the CUDA driver says: {e}); check `nvidia-smi`, and that \
+         libcuda.so.1 found at run time is the driver's, not the build's link stub"
+    )
 }

@@ -244,42 +244,14 @@ impl AdamW {
             };
             let st = p.state.as_ref();
             let (m0, v0) = (st.map(|s| &s.exp_avg), st.map(|s| &s.exp_avg_sq));
-            if let Some((new, m, v)) = unimiss_ops::update::adamw(&theta, g.as_ref(), m0, v0, &fused)? {
-                if g.is_some() { report.stepped += 1 } else { report.stepped_zero_grad += 1 }
-                p.var.set(&new)?;
-                p.state = Some(ParamState { exp_avg: m, exp_avg_sq: v, step });
-                continue;
-            }
-            let g = match g {
-                Some(g) if grad_scale != 1.0 => Some((g * grad_scale)?),
-                g => g,
+            // The fused pass on contiguous f32 CPU tensors, the same arithmetic composed elsewhere.
+            let (new, m, v) = match unimiss_ops::update::adamw(&theta, g.as_ref(), m0, v0, &fused)? {
+                Some(r) => r,
+                None => unimiss_ops::update::adamw_composed(&theta, g.as_ref(), m0, v0, &fused)?,
             };
-            let theta = if decay != 0.0 { theta.affine(1.0 - o.lr * decay, 0.0)? } else { theta };
-            let st = match p.state.take() {
-                Some(s) => s,
-                None => ParamState { exp_avg: theta.zeros_like()?, exp_avg_sq: theta.zeros_like()?, step: 0 },
-            };
-            let step = st.step + 1;
-            let (m, v) = match &g {
-                Some(g) => {
-                    let g = g.detach();
-                    report.stepped += 1;
-                    let m = ((&st.exp_avg * b1)? + (&g * (1.0 - b1))?)?;
-                    let v = ((&st.exp_avg_sq * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-                    (m, v)
-                }
-                None => {
-                    report.stepped_zero_grad += 1;
-                    ((&st.exp_avg * b1)?, (&st.exp_avg_sq * b2)?)
-                }
-            };
-            let bc1 = 1.0 - b1.powi(step as i32);
-            let bc2 = 1.0 - b2.powi(step as i32);
-            let denom = ((v.sqrt()? / bc2.sqrt())? + eps)?;
-            let upd = ((&m / &denom)? * (o.lr / bc1))?;
-            let new = (theta - upd)?;
-            p.var.set(&new.detach())?;
-            p.state = Some(ParamState { exp_avg: m.detach(), exp_avg_sq: v.detach(), step });
+            if g.is_some() { report.stepped += 1 } else { report.stepped_zero_grad += 1 }
+            p.var.set(&new)?;
+            p.state = Some(ParamState { exp_avg: m, exp_avg_sq: v, step });
         }
         Ok(report)
     }
@@ -293,7 +265,7 @@ pub fn global_norm<'a>(tensors: impl IntoIterator<Item = &'a Tensor>) -> candle:
     for t in tensors {
         s += match unimiss_ops::update::sum_sq(t) {
             Some(v) => v,
-            None => t.to_dtype(candle::DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?,
+            None => unimiss_ops::update::sum_sq_composed(t)?,
         };
     }
     Ok(s.sqrt())
@@ -320,7 +292,7 @@ pub fn ema_update(teacher: &BTreeMap<String, Var>, student: &BTreeMap<String, Va
         };
         let new = match unimiss_ops::update::ema(t.as_tensor(), s.as_tensor(), m)? {
             Some(new) => new,
-            None => ((t.as_tensor() * m)? + (s.as_tensor().detach() * (1.0 - m))?)?,
+            None => unimiss_ops::update::ema_composed(t.as_tensor(), s.as_tensor(), m)?,
         };
         t.set(&new)?;
     }

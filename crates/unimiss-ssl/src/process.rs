@@ -17,4 +17,3 @@ pub trait Collective: CenterReduce {
     /// Copy rank 0's values of `vars` to every rank.
     fn broadcast(&self, vars: &BTreeMap<String, Var>) -> candle::Result<()>;
 }
-

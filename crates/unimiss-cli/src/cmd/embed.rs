@@ -1,5 +1,5 @@
 //! `cargo xtask embed --weights FILE --arch tiny|small [--img-size-2d 224] [--img-size-3d 16,96,96]
-//! --inputs IN.safetensors --output OUT.safetensors [--which teacher|student]`
+//! --inputs IN.safetensors --output OUT.safetensors [--which teacher|student] [--device cpu|cuda:N]`
 //!
 //! Every rank-4 (2D batch `[B,3,H,W]`) or rank-5 (3D batch `[B,1,D,H,W]`) f32 tensor of IN gets
 //! its backbone output (the decoder class token, `[B,48]`) written under the same name, and, when
@@ -54,6 +54,9 @@ pub struct Args {
     /// Samples per forward pass.
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
+    /// `cpu` or `cuda:N` (a binary built with CUDA); the outputs are written from the CPU.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 /// How `--image` inputs are brought to a size the model takes.
@@ -64,7 +67,8 @@ pub enum Fit {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dev = Device::Cpu;
+    // Opened first: a device that is not there is said before any file is read.
+    let dev = unimiss_runtime::device::parse_device(&args.device)?;
     let sd = checkpoint::load(&args.weights, args.which).with_context(|| format!("reading {}", args.weights.display()))?;
     let (built2, built3) = sd.built_sizes();
     let size2 = args.img_size_2d.or(built2).unwrap_or(224);
@@ -80,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         head.as_ref().map(|h| format!(", head {}→{}", h.config().in_dim, h.config().out_dim)).unwrap_or_default()
     );
     let inputs = match (&args.inputs, &args.image) {
-        (Some(p), _) => candle::safetensors::load(p, &dev).with_context(|| format!("reading {}", p.display()))?,
+        (Some(p), _) => candle::safetensors::load(p, &Device::Cpu).with_context(|| format!("reading {}", p.display()))?,
         (None, Some(p)) => single_image(p, size2, size3, args.fit)?,
         (None, None) => bail!("give --inputs or --image"),
     };
@@ -107,16 +111,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut feats = Vec::new();
         for i in (0..n).step_by(batch) {
             let len = batch.min(n - i);
-            feats.push(backbone.forward(&x.narrow(0, i, len)?).with_context(|| format!("{name} {:?}", x.dims()))?);
+            let xb = x.narrow(0, i, len)?.to_device(&dev)?;
+            feats.push(backbone.forward(&xb).with_context(|| format!("{name} {:?} on {}", x.dims(), args.device))?);
             let done = i + len;
             let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
             eprintln!("embed: {name}: {done}/{n} samples ({rate:.1}/s, ETA {:.0}s)", (n - done) as f64 / rate);
         }
         let feats = Tensor::cat(&feats, 0)?;
         if let Some(h) = &head {
-            out.insert(format!("{name}.head"), h.forward(&feats)?);
+            out.insert(format!("{name}.head"), h.forward(&feats)?.to_device(&Device::Cpu)?);
         }
-        out.insert(name.clone(), feats);
+        out.insert(name.clone(), feats.to_device(&Device::Cpu)?);
     }
     if out.is_empty() {
         bail!("no rank-4 or rank-5 f32 tensor in the inputs")

@@ -9,6 +9,7 @@ pub mod evaluate;
 pub mod export;
 pub mod extract_subvolumes;
 pub mod finetune;
+pub mod gpu_info;
 pub mod phantoms;
 pub mod plot;
 pub mod predict;
@@ -46,6 +47,8 @@ pub enum Verb {
     Predict(predict::Args),
     /// Generate the labelled synthetic CT / radiograph phantom benchmark.
     Phantoms(phantoms::Args),
+    /// What the binary was built with, the CUDA device, and a first check that work runs on it.
+    GpuInfo(gpu_info::Args),
 }
 
 pub fn run(verb: Verb) -> anyhow::Result<()> {
@@ -63,5 +66,6 @@ pub fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::Evaluate(a) => evaluate::run(a),
         Verb::Predict(a) => predict::run(a),
         Verb::Phantoms(a) => phantoms::run(a),
+        Verb::GpuInfo(a) => gpu_info::run(a),
     }
 }

@@ -82,3 +82,25 @@ fn pretrain_refuses_a_directory_that_holds_a_run() -> Res {
     assert_eq!(std::fs::read_to_string(run.join("log.jsonl"))?, "{}\n");
     Ok(())
 }
+
+/// The CPU build: `gpu-info --device cpu` runs its smoke check; `gpu-info` and `embed` on
+/// `--device cuda:0` stop (exit status 1, no panic) with the error that names the missing CUDA
+/// build and how to get it, `embed` before reading any file.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn gpu_verbs_say_when_the_binary_has_no_cuda() -> Res {
+    let out = Command::new(env!("CARGO_BIN_EXE_unimiss")).args(["gpu-info", "--device", "cpu"]).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("built with: cuda no, nccl no") && text.contains("gpu-info: OK"), "{text}");
+    let missing = "/nonexistent/unimiss-test";
+    for args in [
+        vec!["gpu-info", "--device", "cuda:0"],
+        vec!["embed", "--weights", missing, "--arch", "tiny", "--inputs", missing, "--output", missing, "--device", "cuda:0"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_unimiss")).args(&args).output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("device cuda:0: this binary was built without CUDA") && err.contains("gpu-build"), "{args:?}: {err}");
+    }
+    Ok(())
+}

@@ -56,10 +56,17 @@ pub fn leaky_relu_composed(x: &Tensor, negative_slope: f64) -> Result<Tensor> {
 
 /// Exact GELU, `x Φ(x)` (PyTorch `nn.GELU()`, `approximate='none'`), with gradients. On the CPU a
 /// fused multi-threaded kernel (f32: erf to within 5e-7, the approximation PyTorch's CPU kernel
-/// uses); elsewhere candle's `gelu_erf`.
+/// uses); elsewhere [`gelu_composed`].
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     if fused(x) {
         return x.contiguous()?.apply_op1(gelu::Gelu);
     }
-    x.gelu_erf()
+    gelu_composed(x)
+}
+
+/// [`gelu`] composed from candle primitives (any device and float dtype): `x · ½(1 + erf(x/√2))`.
+/// Not candle's `gelu_erf`: its forward is the same, but its backward takes 0.398942 for
+/// 1/√(2π) (gradients off by up to 7e-7 relative); `erf`'s backward is exact.
+pub fn gelu_composed(x: &Tensor) -> Result<Tensor> {
+    x * x.affine(std::f64::consts::FRAC_1_SQRT_2, 0.0)?.erf()?.affine(0.5, 0.5)?
 }

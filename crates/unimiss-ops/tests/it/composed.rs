@@ -4,8 +4,8 @@
 
 use candle::{DType, Result, Tensor, Var};
 use unimiss_ops::{
-    ConvParams, ConvTransposeParams, conv_transpose3d, conv3d, instance_norm, layer_norm, leaky_relu, linear, reference,
-    softmax_last_dim,
+    ConvParams, ConvTransposeParams, conv_transpose2d, conv_transpose3d, conv2d, conv3d, gelu, instance_norm, layer_norm,
+    leaky_relu, linear, reference, softmax_last_dim,
 };
 
 use crate::common::{Tol, assert_close, dot, tensor, values, var};
@@ -72,11 +72,40 @@ fn composed_paths_match_kernels() -> Result<()> {
     )?;
     compare("softmax", &[x.clone()], &|t| softmax_last_dim(&t[0]), &|t| reference::softmax_last_dim(&t[0]))?;
     compare("leaky_relu", &[x.clone()], &|t| leaky_relu(&t[0], 0.01), &|t| reference::leaky_relu(&t[0], 0.01))?;
+    compare("gelu", &[x.clone()], &|t| gelu(&t[0]), &|t| reference::gelu(&t[0]))?;
     compare(
         "linear",
         &[x, var(10, &[3, 5])?, var(11, &[3])?],
         &|t| linear(&t[0], &t[1], Some(&t[2])),
         &|t| reference::linear(&t[0], &t[1], Some(&t[2])),
+    )?;
+    Ok(())
+}
+
+/// The 2D entry points lift to the 3D form (depth 1) before choosing an engine, so off the CPU
+/// kernels a 2D convolution is the composed 3D one on `unsqueeze(2)`.
+#[test]
+fn composed_2d_convolutions_match_kernels() -> Result<()> {
+    let x = var(21, &[2, 3, 9, 7])?;
+    let w = Var::from_tensor(&(tensor(22, &[4, 3, 3, 2])? * 0.3)?)?;
+    let b = var(23, &[4])?;
+    let p = ConvParams::new([2, 1], [1, 1]).with_dilation([1, 2]);
+    let p3 = ConvParams { stride: [1, p.stride[0], p.stride[1]], padding: [0, p.padding[0], p.padding[1]], dilation: [1, 1, 2] };
+    let lift = |t: &Tensor| t.unsqueeze(2);
+    compare(
+        "conv2d",
+        &[x.clone(), w, b],
+        &|t| conv2d(&t[0], &t[1], Some(&t[2]), &p),
+        &|t| reference::conv3d(&lift(&t[0])?, &lift(&t[1])?, Some(&t[2]), &p3)?.squeeze(2),
+    )?;
+    let wt = Var::from_tensor(&(tensor(24, &[3, 2, 2, 3])? * 0.3)?)?;
+    let pt = ConvTransposeParams::new([2, 1]).with_padding([1, 0], [1, 0]);
+    let pt3 = ConvTransposeParams::new([1, 2, 1]).with_padding([0, 1, 0], [0, 1, 0]);
+    compare(
+        "conv_transpose2d",
+        &[x, wt, var(25, &[2])?],
+        &|t| conv_transpose2d(&t[0], &t[1], Some(&t[2]), &pt),
+        &|t| reference::conv_transpose3d(&lift(&t[0])?, &lift(&t[1])?, Some(&t[2]), &pt3)?.squeeze(2),
     )?;
     Ok(())
 }

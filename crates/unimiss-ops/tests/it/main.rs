@@ -4,6 +4,8 @@
 mod common;
 mod composed;
 mod conv;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod gelu;
 mod interp;
 mod modality;

@@ -1,9 +1,10 @@
 //! The fused optimiser passes against the same arithmetic written out per element in f64:
 //! AdamW (first step, later step with clipping factor, leftover zero gradient, decay), the
-//! squared norm and the EMA; `None` off the f32 CPU path.
+//! squared norm and the EMA; `None` off the f32 CPU path. Their composed twins (the path on
+//! CUDA and in other dtypes) against the fused passes on the CPU.
 
 use candle::{DType, Result, Tensor};
-use unimiss_ops::update::{AdamWStep, adamw, ema, sum_sq};
+use unimiss_ops::update::{AdamWStep, adamw, adamw_composed, ema, ema_composed, sum_sq, sum_sq_composed};
 
 use crate::common::{Tol, assert_close, tensor, values};
 
@@ -13,23 +14,30 @@ fn f32t(seed: u64, n: usize) -> Result<Tensor> {
     tensor(seed, &[n])?.to_dtype(DType::F32)
 }
 
+/// (name, with gradient, with state, decay, gradient scale) of the AdamW cases.
+const CASES: [(&str, bool, bool, f64, f64); 3] =
+    [("first step", true, false, 1.0 - 1e-3 * 0.04, 1.0), ("clipped, decayed", true, true, 0.999, 0.3), ("zero grad", false, true, 1.0, 1.0)];
+
+/// The AdamW scalars of the cases (step 3); also used by the CUDA tests.
+pub fn step(decay: f64, grad_scale: f64) -> AdamWStep {
+    AdamWStep {
+        decay,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        bias_correction1: 1.0 - 0.9f64.powi(3),
+        bias_correction2: 1.0 - 0.999f64.powi(3),
+        lr: 1e-3,
+        grad_scale,
+    }
+}
+
 #[test]
 fn fused_adamw_matches_the_formula() -> Result<()> {
     let n = 70_001; // more than one parallel chunk, not a multiple of it
     let (theta, g, m, v) = (f32t(1, n)?, f32t(2, n)?, f32t(3, n)?, f32t(4, n)?.abs()?);
-    for (case, with_grad, with_state, decay, scale) in
-        [("first step", true, false, 1.0 - 1e-3 * 0.04, 1.0), ("clipped, decayed", true, true, 0.999, 0.3), ("zero grad", false, true, 1.0, 1.0)]
-    {
-        let s = AdamWStep {
-            decay,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            bias_correction1: 1.0 - 0.9f64.powi(3),
-            bias_correction2: 1.0 - 0.999f64.powi(3),
-            lr: 1e-3,
-            grad_scale: scale,
-        };
+    for (case, with_grad, with_state, decay, scale) in CASES {
+        let s = step(decay, scale);
         let (gt, mt, vt) = (with_grad.then_some(&g), with_state.then_some(&m), with_state.then_some(&v));
         let (new, m1, v1) = adamw(&theta, gt, mt, vt, &s)?.expect("f32 CPU tensors take the fused path");
         let (th, gv, mv, vv) = (values(&theta)?, values(&g)?, values(&m)?, values(&v)?);
@@ -71,5 +79,35 @@ fn fused_norm_and_ema_match_the_formula() -> Result<()> {
     let want: Vec<f64> = av.iter().zip(&bv).map(|(x, y)| m * x + (1.0 - m) * y).collect();
     assert_close("ema", &values(&ema(&a, &b, m)?.expect("f32 CPU"))?, &want, F32);
     assert!(ema(&a, &f32t(8, 5)?, m)?.is_none());
+    Ok(())
+}
+
+/// The composed twins give the fused passes' values on the CPU in f32 (same arithmetic, same
+/// order) and run in f64, which the fused passes refuse.
+#[test]
+fn composed_updates_match_the_fused_passes() -> Result<()> {
+    const SAME_F32: Tol = Tol { rel: 1e-6, abs: 1e-7 };
+    let n = 70_001;
+    let (theta, g, m, v) = (f32t(11, n)?, f32t(12, n)?, f32t(13, n)?, f32t(14, n)?.abs()?);
+    for (case, with_grad, with_state, decay, scale) in CASES {
+        let s = step(decay, scale);
+        let (gt, mt, vt) = (with_grad.then_some(&g), with_state.then_some(&m), with_state.then_some(&v));
+        let fused = adamw(&theta, gt, mt, vt, &s)?.expect("f32 CPU tensors take the fused path");
+        let composed = adamw_composed(&theta, gt, mt, vt, &s)?;
+        for (what, a, b) in [("theta", &composed.0, &fused.0), ("m", &composed.1, &fused.1), ("v", &composed.2, &fused.2)] {
+            assert_close(&format!("adamw composed {case} {what}"), &values(a)?, &values(b)?, SAME_F32);
+            assert_eq!(a.dtype(), DType::F32);
+        }
+        let f64s = |t: Option<&Tensor>| t.map(|t| t.to_dtype(DType::F64)).transpose();
+        let (t64, g64, m64, v64) = (theta.to_dtype(DType::F64)?, f64s(gt)?, f64s(mt)?, f64s(vt)?);
+        let wide = adamw_composed(&t64, g64.as_ref(), m64.as_ref(), v64.as_ref(), &s)?;
+        assert_close(&format!("adamw composed {case} f64 theta"), &values(&wide.0)?, &values(&fused.0)?, F32);
+    }
+    let a = f32t(15, n)?;
+    let (fused, composed) = (sum_sq(&a).expect("f32 CPU"), sum_sq_composed(&a)?);
+    assert!((fused - composed).abs() <= 1e-12 * fused, "sum_sq fused {fused} vs composed {composed}");
+    let b = f32t(16, n)?;
+    let want = values(&ema(&a, &b, 0.996)?.expect("f32 CPU"))?;
+    assert_close("ema composed", &values(&ema_composed(&a, &b, 0.996)?)?, &want, SAME_F32);
     Ok(())
 }
