@@ -167,13 +167,15 @@ s_bench() {
   [ -z "$failed" ]
 }
 
-# The paper's per-GPU batch: PyTorch only, since `unimiss bench` has no batch option yet.
+# The paper's per-GPU batch, training steps: PyTorch AMP, then ours (f32) side by side with it.
 s_bench_b24() {
   [ -n "$REFERENCE" ] || { echo "result: no shared/reference for bench_torch.py"; exit 3; }
   export UNIMISS_OFFICIAL=$REFERENCE/official/UniMiSS
   python3 "$REFERENCE/bench_torch.py" --device cuda --amp --batch 24 --configs tiny --workloads train2d train3d \
     --iters 5 --warmup 2 --json "$OUT/torch-b24-amp.json" || exit 1
-  echo "result: PyTorch AMP at batch 24 (ours: no --batch in unimiss bench)"
+  "$BIN" bench train --device "$DEV" --arch tiny --batch 24 --iters 3 --warmup 1 \
+    --baseline "$OUT/torch-b24-amp.json" --json "$WORK/ours-b24.json" || { echo "result: PyTorch AMP done; ours at batch 24 FAILED"; exit 1; }
+  echo "result: tiny training steps at batch 24: PyTorch AMP and ours f32 side by side (check.log)"
 }
 
 # NCCL with world size 1: init, all-reduce, and the same losses as the run without NCCL.
@@ -205,7 +207,7 @@ stage trajectory 5 s_trajectory
 stage pretrain 150 s_pretrain
 stage bench 150 s_bench
 stage nccl 45 s_nccl
-stage bench-b24 60 s_bench_b24
+stage bench-b24 120 s_bench_b24
 log "gpu-check: done in $(( $(date +%s) - START ))s; summary in $OUT/summary.txt"
 rm -rf "$WORK"
 exit "$FAILED"

@@ -50,6 +50,15 @@ pub fn time_ms(iters: usize, warmup: usize, dev: &Device, mut f: impl FnMut() ->
     Ok(stats(times))
 }
 
+/// The batch of a workload when `--batch` is not given: 4 images or 2 volumes, as
+/// `bench_torch.py` (its `DEFAULT_BATCH`) and the figures of baselines.md.
+pub fn default_batch(m: unimiss_model::Modality) -> usize {
+    match m {
+        unimiss_model::Modality::Image2d => 4,
+        unimiss_model::Modality::Volume3d => 2,
+    }
+}
+
 /// Runs one workload in a fresh process (this binary, the same arguments plus `--worker SPEC`),
 /// so that its peak RSS is its own. Prints the worker's report and returns its JSON result.
 pub fn run_worker(spec: &str) -> anyhow::Result<serde_json::Value> {

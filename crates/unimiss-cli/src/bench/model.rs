@@ -16,7 +16,7 @@ use candle::{DType, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use unimiss_model::{Arch, Mit, MitConfig, Modality, profile};
 
-use super::{Baseline, GEMM_CEILING_GFLOPS, emit_result, peak_rss_mb, run_worker, side_by_side, side_by_side_header, time_ms};
+use super::{Baseline, default_batch, GEMM_CEILING_GFLOPS, emit_result, peak_rss_mb, run_worker, side_by_side, side_by_side_header, time_ms};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -44,12 +44,17 @@ pub struct Args {
     /// Skip the per-op profile.
     #[arg(long)]
     no_profile: bool,
+    /// The batch of every workload (default: 4 images, 2 volumes), as `bench_torch.py --batch`
+    /// (the paper's per-GPU batch is 24).
+    #[arg(long)]
+    batch: Option<usize>,
     /// Internal: run one workload (`ARCH:2d|3d`) in this process.
     #[arg(long, hide = true)]
     worker: Option<String>,
 }
 
-/// Forward GFLOP (baselines.md, PyTorch flop counter).
+/// Forward GFLOP at the default batch ([`default_batch`]; linear in the batch), from
+/// baselines.md (PyTorch flop counter).
 fn forward_gflop(arch: Arch, m: Modality) -> f64 {
     match (arch, m) {
         (Arch::Tiny, Modality::Image2d) => 10.5,
@@ -112,9 +117,11 @@ fn worker(args: &Args, spec: &str) -> anyhow::Result<()> {
         data.iter().map(|(k, v)| (k.clone(), v.as_tensor().detach())).collect()
     };
     let eval_model = Mit::new(&cfg, VarBuilder::from_tensors(frozen, DType::F32, &dev).pp("backbone"))?;
+    let batch = args.batch.unwrap_or_else(|| default_batch(m));
+    anyhow::ensure!(batch >= 1, "--batch must be at least 1");
     let (x, label) = match m {
-        Modality::Volume3d => (Tensor::randn(0f32, 1.0, (2, 1, 16, 96, 96), &dev)?, "2×1×16×96²"),
-        Modality::Image2d => (Tensor::rand(0f32, 1.0, (4, 3, 224, 224), &dev)?, "4×3×224²"),
+        Modality::Volume3d => (Tensor::randn(0f32, 1.0, (batch, 1, 16, 96, 96), &dev)?, format!("{batch}×1×16×96²")),
+        Modality::Image2d => (Tensor::rand(0f32, 1.0, (batch, 3, 224, 224), &dev)?, format!("{batch}×3×224²")),
     };
     let w = Tensor::randn(0f32, 1.0, (x.dim(0)?, cfg.out_dim()), &dev)?;
     let fwd = time_ms(args.iters, args.warmup, &dev, || {
@@ -128,7 +135,7 @@ fn worker(args: &Args, spec: &str) -> anyhow::Result<()> {
         Ok(())
     })?;
     let rss = peak_rss_mb();
-    let gflop = forward_gflop(arch, m);
+    let gflop = forward_gflop(arch, m) * batch as f64 / default_batch(m) as f64;
     let mut rows = Vec::new();
     for (kind, (ms, min, max), flop, peak) in [("forward", fwd, gflop, fwd_rss), ("forward+backward", fwdbwd, 3.0 * gflop, rss)] {
         let rate = flop / (ms / 1e3);

@@ -18,7 +18,7 @@ use unimiss_ssl::Modality;
 use unimiss_ssl::engine::{Engine, StepSettings};
 use unimiss_ssl::loss::DinoLossConfig;
 
-use super::{Baseline, GEMM_CEILING_GFLOPS, emit_result, peak_rss_mb, run_worker, side_by_side, side_by_side_header, stats};
+use super::{Baseline, default_batch, GEMM_CEILING_GFLOPS, emit_result, peak_rss_mb, run_worker, side_by_side, side_by_side_header, stats};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,13 +46,18 @@ pub struct Args {
     /// Head output width K (official 65536).
     #[arg(long, default_value_t = 65536)]
     out_dim: usize,
+    /// The batch of every workload (default: 4 images, 2 volumes), as `bench_torch.py --batch`
+    /// (the paper's per-GPU batch is 24).
+    #[arg(long)]
+    batch: Option<usize>,
     /// Internal: run one workload (`ARCH:MOD`) in this process.
     #[arg(long, hide = true)]
     worker: Option<String>,
 }
 
 
-/// GFLOP of one training step: 4 × the backbone forward of both views (teacher forward, student
+/// GFLOP of one training step at the default batch ([`default_batch`]; linear in the batch):
+/// 4 × the backbone forward of both views (teacher forward, student
 /// forward, backward ≈ 2 forwards), from the PyTorch flop counter figures of baselines.md
 /// (2D: 4 images 224²; 3D: 2 volumes 16×96² plus their 32 slices 96²), per view.
 fn step_gflop(arch: Arch, m: Modality) -> f64 {
@@ -112,14 +117,16 @@ fn worker(args: &Args, spec: &str) -> anyhow::Result<()> {
     let lcfg = DinoLossConfig { out_dim: args.out_dim, ..DinoLossConfig::default() };
     let mut engine = Engine::new(&mcfg, &hcfg, false, lcfg, 10, 0, &dev)?;
     let settings = StepSettings { lr: 6e-4, wd: 0.04, momentum: 0.996, clip: 0.3, cancel_last_layer: false, set_to_none: false };
-    let (views, batch, unit) = match m {
+    let batch = args.batch.unwrap_or_else(|| default_batch(m));
+    anyhow::ensure!(batch >= 1, "--batch must be at least 1");
+    let (views, unit) = match m {
         Modality::Image2d => {
-            let v = || Tensor::rand(0f32, 1.0, (4, 3, 224, 224), &dev);
-            ([v()?, v()?], 4usize, "images")
+            let v = || Tensor::rand(0f32, 1.0, (batch, 3, 224, 224), &dev);
+            ([v()?, v()?], "images")
         }
         Modality::Volume3d => {
-            let v = || Tensor::randn(0f32, 1.0, (2, 1, 16, 96, 96), &dev);
-            ([v()?, v()?], 2, "volumes")
+            let v = || Tensor::randn(0f32, 1.0, (batch, 1, 16, 96, 96), &dev);
+            ([v()?, v()?], "volumes")
         }
     };
     let mut step_no = 0u64;
@@ -140,7 +147,7 @@ fn worker(args: &Args, spec: &str) -> anyhow::Result<()> {
     let (median, min, max) = stats(times?);
     let n = args.iters.max(1) as f64;
     let rss = peak_rss_mb();
-    let gflop = step_gflop(arch, m);
+    let gflop = step_gflop(arch, m) * batch as f64 / default_batch(m) as f64;
     let rate = gflop / (median / 1e3);
     println!(
         "{arch} {} step (B={batch}): median {median:.1} ms (min {min:.1}, max {max:.1}), {:.2} {unit}/s, peak RSS {} MB, \

@@ -104,3 +104,20 @@ fn gpu_verbs_say_when_the_binary_has_no_cuda() -> Res {
     }
     Ok(())
 }
+
+/// `bench model|train --batch N` run their workloads at that batch (as `bench_torch.py --batch`,
+/// e.g. the paper's per-GPU 24) and report it in the JSON rows. No timing is checked.
+#[test]
+fn bench_workloads_take_a_batch() -> Res {
+    let tmp = tempfile::tempdir()?;
+    for (what, extra) in [("model", vec![]), ("train", vec!["--out-dim", "256"])] {
+        let json = tmp.path().join(format!("{what}.json"));
+        let mut args = vec!["bench", what, "--arch", "tiny", "--modality", "3d", "--batch", "1", "--iters", "1", "--warmup", "0", "--json", path(&json)];
+        args.extend(extra);
+        unimiss(&args)?;
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+        let rows = v.get("results").unwrap_or(&v).as_array().cloned().unwrap_or_default();
+        assert!(!rows.is_empty() && rows.iter().all(|r| r["batch"] == 1), "{what}: {v}");
+    }
+    Ok(())
+}
