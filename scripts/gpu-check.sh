@@ -167,15 +167,19 @@ s_bench() {
   [ -z "$failed" ]
 }
 
-# The paper's per-GPU batch, training steps: PyTorch AMP, then ours (f32) side by side with it.
+# The paper's per-GPU batch, training steps: PyTorch AMP, then ours (bf16, then f32) beside it.
 s_bench_b24() {
   [ -n "$REFERENCE" ] || { echo "result: no shared/reference for bench_torch.py"; exit 3; }
   export UNIMISS_OFFICIAL=$REFERENCE/official/UniMiSS
   python3 "$REFERENCE/bench_torch.py" --device cuda --amp --batch 24 --configs tiny --workloads train2d train3d \
     --iters 5 --warmup 2 --json "$OUT/torch-b24-amp.json" || exit 1
-  "$BIN" bench train --device "$DEV" --arch tiny --batch 24 --iters 3 --warmup 1 \
-    --baseline "$OUT/torch-b24-amp.json" --json "$WORK/ours-b24.json" || { echo "result: PyTorch AMP done; ours at batch 24 FAILED"; exit 1; }
-  echo "result: tiny training steps at batch 24: PyTorch AMP and ours f32 side by side (check.log)"
+  local p failed=""
+  for p in bf16 f32; do
+    "$BIN" bench train --device "$DEV" --arch tiny --batch 24 --precision $p --iters 3 --warmup 1 \
+      --baseline "$OUT/torch-b24-amp.json" --json "$WORK/ours-b24-$p.json" || failed="$failed ours-$p"
+  done
+  echo "result: tiny training steps at batch 24: PyTorch AMP beside ours bf16 and f32 (check.log)${failed:+; FAILED:$failed}"
+  [ -z "$failed" ]
 }
 
 # NCCL with world size 1: init, all-reduce, and the same losses as the run without NCCL.

@@ -82,7 +82,7 @@ impl Attention {
             let k = kv.narrow(2, 0, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
             let v = kv.narrow(2, 1, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
             let scores = q.contiguous()?.matmul(&k.t()?)?;
-            let p = unimiss_ops::softmax_last_dim(&scores)?;
+            let p = crate::nn::in_f32(&scores, unimiss_ops::softmax_last_dim)?;
             p.matmul(&v)?.transpose(1, 2)?.reshape((b, nq, c))
         })?;
         self.proj.forward(&attn_out)

@@ -47,9 +47,11 @@ impl Head {
         &self.cfg
     }
 
-    /// `x [N, in_dim]` → logits `[N, out_dim]`.
+    /// `x [N, in_dim]` → logits `[N, out_dim]`, in the head's own dtype (a bf16 backbone's
+    /// features are cast up: the head, its weight norm and the logits stay f32).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.mlp[0].forward(x)?;
+        let x = x.to_dtype(self.weight_v.dtype())?;
+        let h = self.mlp[0].forward(&x)?;
         let h = self.mlp[1].forward(&time("gelu", || h.gelu_erf())?)?;
         let z = self.mlp[2].forward(&time("gelu", || h.gelu_erf())?)?;
         time("head_norm", || {

@@ -4,7 +4,7 @@
 //! [`Conv`], [`ConvBlock`] and [`UpConv`] are public: task heads (the segmentation decoder of
 //! `unimiss-tasks`) build on them rather than on copies.
 
-use candle::{Result, Tensor, bail};
+use candle::{DType, Result, Tensor, bail};
 use candle_nn::{Init, VarBuilder};
 use unimiss_ops::{ConvParams, ConvTransposeParams, conv_transpose2d, conv_transpose3d, conv2d, conv3d};
 
@@ -55,8 +55,11 @@ impl LayerNorm {
         Ok(Self { weight, bias, eps })
     }
 
+    /// In f32 whatever the input's dtype (mixed precision keeps norms in f32).
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        time("layer_norm", || unimiss_ops::layer_norm(x, &self.weight, &self.bias, self.eps))
+        time("layer_norm", || {
+            in_f32(x, |x| unimiss_ops::layer_norm(x, &self.weight.to_dtype(DType::F32)?, &self.bias.to_dtype(DType::F32)?, self.eps))
+        })
     }
 }
 
@@ -161,7 +164,11 @@ impl ConvBlock {
         if cells <= 1 {
             bail!("instance norm needs more than one spatial element, got map {:?} (input too small)", y.dims())
         }
-        let y = time("instance_norm", || unimiss_ops::instance_norm(&y, Some(&self.norm_weight), Some(&self.norm_bias), 1e-5))?;
+        let y = time("instance_norm", || {
+            in_f32(&y, |y| {
+                unimiss_ops::instance_norm(y, Some(&self.norm_weight.to_dtype(DType::F32)?), Some(&self.norm_bias.to_dtype(DType::F32)?), 1e-5)
+            })
+        })?;
         time("leaky_relu", || unimiss_ops::leaky_relu(&y, 0.01))
     }
 }
@@ -189,4 +196,13 @@ impl UpConv {
             Modality::Volume3d => conv_transpose3d(x, &self.weight, Some(&self.bias), &ConvTransposeParams::new([2, 2, 2])),
         })
     }
+}
+
+/// `f(x)` computed in f32 and returned in `x`'s dtype: the f32 islands of mixed precision
+/// (norms, softmax). For an f32 input it is `f(x)` (`to_dtype` to the same dtype is a no-op).
+pub(crate) fn in_f32(x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    if x.dtype() == DType::F32 {
+        return f(x);
+    }
+    f(&x.to_dtype(DType::F32)?)?.to_dtype(x.dtype())
 }

@@ -58,6 +58,41 @@ pub struct OptimSection {
     /// Where the teacher momentum's cosine ends (official 1.0; below 1 the teacher keeps
     /// following the student to the end of a short run).
     pub momentum_teacher_end: f64,
+    /// The dtype of the backbones' forward and backward: `f32` (official without `--use_fp16`),
+    /// or `bf16` (mixed precision; the official `--use_fp16` with bfloat16 instead of float16).
+    pub precision: Precision,
+}
+
+/// The backbones' compute dtype. In `bf16` the student and teacher backbones run in bfloat16
+/// from bf16 casts of the f32 master weights (gradients flow back through the casts), while
+/// the norms and the attention softmax inside them, the heads (weight norm included), the loss,
+/// centring, clipping, AdamW and its state stay f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    Bf16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            other => Err(format!("precision {other:?}: expected f32 or bf16")),
+        }
+    }
+}
+
+impl Precision {
+    pub fn dtype(self) -> candle::DType {
+        match self {
+            Precision::F32 => candle::DType::F32,
+            Precision::Bf16 => candle::DType::BF16,
+        }
+    }
 }
 
 impl OptimSection {
@@ -87,6 +122,7 @@ impl Default for OptimSection {
             freeze_last_layer_steps: 0,
             batch_size_3d: 0,
             momentum_teacher_end: 1.0,
+            precision: Precision::F32,
         }
     }
 }

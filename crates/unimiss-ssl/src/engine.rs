@@ -1,14 +1,15 @@
 //! Student, teacher, optimiser and loss, and one training iteration (reference §3.5) on a
 //! batch of two views, independent of where the data come from (trainer, benchmarks).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use candle::{DType, Device, Tensor, Var};
-use candle_nn::VarMap;
-use unimiss_model::{HeadConfig, MitConfig, MitWithHead, SeededVarMap};
+use candle_nn::{VarBuilder, VarMap};
+use unimiss_model::{HeadConfig, Mit, MitConfig, MitWithHead, SeededVarMap};
 use unimiss_ops::profile::time;
 
+use crate::config::Precision;
 use crate::error::{Result, SslError};
 use crate::loss::{CenterReduce, DinoLoss, DinoLossConfig};
 use crate::optim::{AdamW, Clip, StepOptions, ema_update};
@@ -42,6 +43,12 @@ pub struct StepOutcome {
 pub struct Engine {
     pub student: MitWithHead,
     pub teacher: MitWithHead,
+    /// The backbones' compute dtype ([`Precision`]; f32 unless the run asks for bf16).
+    pub precision: Precision,
+    /// The backbone configurations (the student's with its stochastic depth), to build the bf16
+    /// twins.
+    student_cfg: MitConfig,
+    teacher_cfg: MitConfig,
     pub student_vars: BTreeMap<String, Var>,
     pub teacher_vars: BTreeMap<String, Var>,
     pub optim: AdamW,
@@ -75,7 +82,7 @@ impl Engine {
         let teacher_vars = named_vars(&tvm)?;
         let optim = AdamW::new(&student_vars);
         let loss = DinoLoss::new(lcfg, nepochs, dev)?;
-        let e = Self { student, teacher, student_vars, teacher_vars, optim, loss };
+        let e = Self { student, teacher, precision: Precision::F32, student_cfg: scfg, teacher_cfg: mcfg.clone(), student_vars, teacher_vars, optim, loss };
         e.copy_student_to_teacher()?;
         Ok(e)
     }
@@ -106,6 +113,24 @@ impl Engine {
         self.copy_student_to_teacher()
     }
 
+    /// Student and teacher whose backbones run in `dtype`, built on `dtype` casts of the f32
+    /// variables (the student's casts are differentiable, so gradients reach the f32 master
+    /// weights; the teacher's are detached); both keep their f32 heads.
+    fn half_nets(&self, dtype: DType) -> Result<(MitWithHead, MitWithHead)> {
+        let dev = self.loss.center().device();
+        let backbone = |vars: &BTreeMap<String, Var>, cfg: &MitConfig, detach: bool| -> Result<Mit> {
+            let mut casts = HashMap::new();
+            for (k, v) in vars.iter().filter(|(k, _)| k.starts_with("backbone.")) {
+                let t = if detach { v.as_tensor().detach() } else { v.as_tensor().clone() };
+                casts.insert(k.clone(), t.to_dtype(dtype)?);
+            }
+            Ok(Mit::new(cfg, VarBuilder::from_tensors(casts, dtype, dev).pp("backbone"))?)
+        };
+        let student = MitWithHead { backbone: backbone(&self.student_vars, &self.student_cfg, false)?, head: self.student.head.clone() };
+        let teacher = MitWithHead { backbone: backbone(&self.teacher_vars, &self.teacher_cfg, true)?, head: self.teacher.head.clone() };
+        Ok((student, teacher))
+    }
+
     /// One iteration: forwards and loss terms (centre updates), non-finite check, backward,
     /// gradient averaging across ranks, clipping, last-layer cancel, AdamW, EMA.
     /// `step_no` only names the step in a non-finite-loss error.
@@ -119,8 +144,16 @@ impl Engine {
         step_no: u64,
     ) -> Result<StepOutcome> {
         let dev = self.loss.center().device().clone();
-        let views = [views[0].to_device(&dev)?, views[1].to_device(&dev)?];
-        let nets = Nets { student: &self.student, teacher: &self.teacher, train: true };
+        let dtype = self.precision.dtype();
+        let views = [views[0].to_device(&dev)?.to_dtype(dtype)?, views[1].to_device(&dev)?.to_dtype(dtype)?];
+        let half = match self.precision {
+            Precision::F32 => None,
+            Precision::Bf16 => Some(self.half_nets(dtype)?),
+        };
+        let nets = match &half {
+            None => Nets { student: &self.student, teacher: &self.teacher, train: true },
+            Some((s, t)) => Nets { student: s, teacher: t, train: true },
+        };
         let reduce = collective.map(|c| c as &dyn CenterReduce);
         let out = forward_step(modality, &nets, &mut self.loss, &views, epoch, reduce)?;
         let mut terms = BTreeMap::new();

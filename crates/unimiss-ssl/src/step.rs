@@ -1,7 +1,7 @@
 //! The forward half of one training iteration, for either modality (reference §3.3): teacher
 //! and student logits, the DINO terms, and the teacher statistics for the collapse indicators.
 
-use candle::{D, Tensor};
+use candle::{D, DType, Tensor};
 use unimiss_model::MitWithHead;
 use unimiss_ops::profile::time;
 
@@ -33,17 +33,20 @@ pub struct Nets<'a> {
 }
 
 impl Nets<'_> {
-    /// Teacher (backbone features, head logits), detached.
+    /// Teacher (backbone features, head logits), detached, in f32.
     fn teacher(&self, views: &[Tensor]) -> candle::Result<(Tensor, Tensor)> {
         time("step: teacher forward", || {
             let (f, l) = self.teacher.forward_views(views, false)?;
-            Ok((f.detach(), l.detach()))
+            Ok((f.detach().to_dtype(DType::F32)?, l.detach()))
         })
     }
 
-    /// Student (backbone features, head logits).
+    /// Student (backbone features, head logits), in f32 (a bf16 backbone's features are cast up).
     fn student(&self, views: &[Tensor]) -> candle::Result<(Tensor, Tensor)> {
-        time("step: student forward", || self.student.forward_views(views, self.train))
+        time("step: student forward", || {
+            let (f, l) = self.student.forward_views(views, self.train)?;
+            Ok((f.to_dtype(DType::F32)?, l))
+        })
     }
 }
 

@@ -46,6 +46,9 @@ pub struct Args {
     /// Head output width K (official 65536).
     #[arg(long, default_value_t = 65536)]
     out_dim: usize,
+    /// The backbones' compute dtype: f32, or bf16 (mixed precision, `optim.precision`).
+    #[arg(long, default_value = "f32")]
+    precision: unimiss_ssl::config::Precision,
     /// The batch of every workload (default: 4 images, 2 volumes), as `bench_torch.py --batch`
     /// (the paper's per-GPU batch is 24).
     #[arg(long)]
@@ -116,6 +119,7 @@ fn worker(args: &Args, spec: &str) -> anyhow::Result<()> {
     let hcfg = HeadConfig::new(mcfg.out_dim(), args.out_dim);
     let lcfg = DinoLossConfig { out_dim: args.out_dim, ..DinoLossConfig::default() };
     let mut engine = Engine::new(&mcfg, &hcfg, false, lcfg, 10, 0, &dev)?;
+    engine.precision = args.precision;
     let settings = StepSettings { lr: 6e-4, wd: 0.04, momentum: 0.996, clip: 0.3, cancel_last_layer: false, set_to_none: false };
     let batch = args.batch.unwrap_or_else(|| default_batch(m));
     anyhow::ensure!(batch >= 1, "--batch must be at least 1");
@@ -194,7 +198,7 @@ fn worker(args: &Args, spec: &str) -> anyhow::Result<()> {
         println!("    {k:<24} {ms:>9.1} ms {:>5.1}%", 100.0 * ms / forwards.max(1e-9));
     }
     emit_result(&serde_json::json!({
-        "arch": arch.to_string(), "modality": m.name(), "batch": batch, "device": args.device, "out_dim": args.out_dim,
+        "arch": arch.to_string(), "modality": m.name(), "batch": batch, "precision": format!("{:?}", args.precision).to_lowercase(), "device": args.device, "out_dim": args.out_dim,
         "median_ms": median, "min_ms": min, "max_ms": max, "iters": args.iters, "items_per_s": batch as f64 * 1e3 / median,
         "peak_rss_mb": rss, "gflop": gflop, "gflops": rate, "fraction_of_gemm_ceiling": rate / GEMM_CEILING_GFLOPS,
         "phases": phase_json, "backward_ops": bwd_json,

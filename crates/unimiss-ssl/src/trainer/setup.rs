@@ -15,6 +15,7 @@ impl Trainer {
         let hcfg = HeadConfig::new(mcfg.out_dim(), cfg.model.out_dim);
         let lcfg = cfg.loss.dino(cfg.model.out_dim);
         let mut engine = Engine::new(&mcfg, &hcfg, cfg.fixes.drop_path, lcfg, cfg.optim.epochs, cfg.seed, &dev)?;
+        engine.precision = cfg.optim.precision;
         if let Some(init) = &cfg.init {
             engine.init_student_from(init)?;
         }

@@ -6,5 +6,6 @@ mod guard;
 mod monitor;
 mod optim;
 mod parity;
+mod precision;
 mod train;
 mod trajectory;
