@@ -132,8 +132,8 @@ pub fn check_file(path: impl AsRef<Path>) -> Result<Report> {
 /// line): the manifest and the report, so a run reads its manifest a single time.
 pub fn read_checked(path: impl AsRef<Path>) -> Result<(Manifest, Report)> {
     let path = path.as_ref();
-    let manifest = Manifest::read(path)?;
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+    let text = crate::manifest::read_text(path)?;
+    let manifest = Manifest::parse(&text, path.parent().unwrap_or(Path::new("")), path)?;
     let lines = sample_lines(&text, path, manifest.samples.len());
     let entries: Vec<Entry> = manifest
         .samples
@@ -149,7 +149,7 @@ pub fn read_checked(path: impl AsRef<Path>) -> Result<(Manifest, Report)> {
 /// evaluation), naming each problem's line. Each line is parsed alone, which yields its samples
 /// exactly as the whole-file parse does.
 pub fn check_labelled(origin: &Path) -> Result<Report> {
-    let text = std::fs::read_to_string(origin).map_err(|e| DataError::io(origin, e))?;
+    let text = crate::manifest::read_text(origin)?;
     let base = origin.parent().unwrap_or(Path::new(""));
     let mut entries = Vec::new();
     for (i, line) in text.lines().enumerate() {

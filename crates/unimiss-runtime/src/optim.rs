@@ -40,7 +40,6 @@ pub fn is_never_trained(name: &str) -> bool {
     name.ends_with("last_layer.weight_g")
 }
 
-
 /// Which parameters weight decay applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decay {
@@ -255,6 +254,12 @@ impl AdamW {
         }
         Ok(report)
     }
+}
+
+/// Global L2 norm (f64 accumulation) of a set of variables ([`global_norm`]): what the
+/// divergence guard watches.
+pub fn param_norm(vars: &BTreeMap<String, Var>) -> candle::Result<f64> {
+    global_norm(vars.values().map(|v| v.as_tensor()))
 }
 
 /// Global L2 norm of `tensors`, accumulated in f64: one fused pass per contiguous f32 CPU

@@ -10,6 +10,24 @@ use plotters::prelude::*;
 
 use crate::error::{Result, RuntimeError};
 
+/// The drawing area of a figure ([`figure`]).
+pub type Canvas<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+/// Draws the PNG `out` of `size` pixels: `draw(canvas, text)` on a white canvas, then written.
+/// Text needs a system font; when drawing with text fails, the figure is drawn again without
+/// labels (`text = false`), so a machine without fonts still gets the curves.
+pub fn figure<E: From<RuntimeError>>(out: &Path, size: (u32, u32), draw: impl Fn(&Canvas<'_>, bool) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
+    let once = |text: bool| -> std::result::Result<(), E> {
+        let err = |e: String| RuntimeError::Plot { path: out.to_path_buf(), msg: e };
+        let root = BitMapBackend::new(out, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        draw(&root, text)?;
+        root.present().map_err(|e| err(e.to_string()))?;
+        Ok(())
+    };
+    once(true).or_else(|_| once(false))
+}
+
 /// The `log.jsonl` of a run directory, or the log file itself.
 pub fn log_of(run: &Path) -> PathBuf {
     if run.is_file() { run.to_path_buf() } else { run.join("log.jsonl") }
@@ -78,7 +96,7 @@ pub struct Panel<'a> {
 
 /// One chart: the series with a legend, horizontal reference lines `(y, label)` dashed.
 /// `markers`: legend-only entries `(label, colour)` explaining the point colours.
-pub fn panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, p: &Panel<'_>, series: &[Series], hlines: &[(f64, String)], markers: &[(&str, RGBColor)], text: bool, path: &Path) -> Result<()> {
+pub fn panel(area: &Canvas<'_>, p: &Panel<'_>, series: &[Series], hlines: &[(f64, String)], markers: &[(&str, RGBColor)], text: bool, path: &Path) -> Result<()> {
     let err = |e: String| RuntimeError::Plot { path: path.to_path_buf(), msg: e };
     let extra: Vec<f64> = hlines.iter().map(|h| h.0).collect();
     let (lo, hi) = y_range(series, &extra);

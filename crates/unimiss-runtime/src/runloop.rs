@@ -129,7 +129,7 @@ pub fn steps_left<L: Learner + ?Sized>(l: &L, plan: &LoopPlan, pos: Position) ->
 
 /// The divergence guard: the parameters' global norm after a step, against the start.
 fn check_divergence(params: &BTreeMap<String, Var>, start: f64, ratio: f64, pos: Position) -> crate::Result<()> {
-    let norm = crate::optim::global_norm(params.values().map(|v| v.as_tensor()))?;
+    let norm = crate::optim::param_norm(params)?;
     let why = if !norm.is_finite() {
         "not finite".to_string()
     } else if ratio > 0.0 && norm > ratio * start {
@@ -142,7 +142,7 @@ fn check_divergence(params: &BTreeMap<String, Var>, start: f64, ratio: f64, pos:
 
 /// Runs `l` from `pos` to the end of the plan (or `max_steps`, or an early stop).
 pub fn run<L: Learner>(l: &mut L, plan: &LoopPlan, mut pos: Position, out: &mut RunOutput) -> Result<Ended, L::Error> {
-    let start_norm = crate::optim::global_norm(l.parameters().values().map(|v| v.as_tensor())).map_err(RuntimeError::from)?;
+    let start_norm = crate::optim::param_norm(l.parameters()).map_err(RuntimeError::from)?;
     let start = pos;
     let (mut last, mut saved_at, mut stopped_early) = (None, None, false);
     let reached = |p: &Position| plan.max_steps > 0 && p.step >= plan.max_steps;

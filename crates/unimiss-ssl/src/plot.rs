@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
-use unimiss_runtime::plot::{Panel, RUN_COLOURS, Series, log_of, panel, run_names};
+use unimiss_runtime::plot::{Canvas, Panel, RUN_COLOURS, Series, figure, log_of, panel, run_names};
 
 use unimiss_runtime::RuntimeError;
 
@@ -25,8 +25,7 @@ pub fn plot_log(log: &Path, out: &Path) -> Result<()> {
         v.get("model")?.get("out_dim")?.as_integer()
     });
     let ln_k = k.map(|k| (k as f64).ln());
-    // Text needs a system font; without one, draw the curves without labels.
-    draw_pretraining(&steps, &epochs, ln_k, out, true).or_else(|_| draw_pretraining(&steps, &epochs, ln_k, out, false))
+    Ok(figure(out, (1400, 1000), |root, text| draw_pretraining(root, &steps, &epochs, ln_k, out, text))?)
 }
 
 const C2D: RGBColor = RGBColor(200, 40, 40);
@@ -46,10 +45,7 @@ const TERMS: [(&str, &str, RGBColor); 4] = [
     ("vs", "vs: student volume vs teacher slices", RGBColor(160, 90, 190)),
 ];
 
-fn draw_pretraining(steps: &[StepRecord], epochs: &[EpochRecord], ln_k: Option<f64>, out: &Path, text: bool) -> Result<()> {
-    let err = |e: String| RuntimeError::Plot { path: out.to_path_buf(), msg: e };
-    let root = BitMapBackend::new(out, (1400, 1000)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+fn draw_pretraining(root: &Canvas<'_>, steps: &[StepRecord], epochs: &[EpochRecord], ln_k: Option<f64>, out: &Path, text: bool) -> unimiss_runtime::Result<()> {
     let (top, bottom) = root.split_vertically(560);
     let (left, right) = top.split_horizontally(700);
     let last = steps.iter().map(|s| s.step).max().unwrap_or(1) as f64;
@@ -104,24 +100,15 @@ fn draw_pretraining(steps: &[StepRecord], epochs: &[EpochRecord], ln_k: Option<f
     let hlines: Vec<(f64, String)> = ln_k.map(|l| (l, format!("ln K = {l:.2}: uniform output (collapse)"))).into_iter().collect();
     let n_ep = epochs.iter().map(|e| e.epoch + 1).max().unwrap_or(1) as f64;
     let pe = Panel { title: "teacher output entropy per epoch (2D and 3D epochs alternate)", x_desc: "epoch", y_desc: "entropy (nats)", x: (0.5, n_ep + 0.5), integer_x: true };
-    panel(&bottom, &pe, &[row, mean], &hlines, &[("2D epoch", C2D), ("3D epoch", C3D)], text, out)?;
-    Ok(root.present().map_err(|e| err(e.to_string()))?)
+    panel(&bottom, &pe, &[row, mean], &hlines, &[("2D epoch", C2D), ("3D epoch", C3D)], text, out)
 }
 
 /// Several pretraining runs (run directories or their `log.jsonl`) on one figure `out`: the loss
 /// of each step, 2D and 3D panels, one colour per run.
 pub fn plot_compare(runs: &[PathBuf], out: &Path) -> Result<()> {
     let names = run_names(runs);
-    draw_compare(runs, &names, out, true).or_else(|_| draw_compare(runs, &names, out, false))
-}
-
-fn draw_compare(runs: &[PathBuf], names: &[String], out: &Path, text: bool) -> Result<()> {
-    let err = |e: String| RuntimeError::Plot { path: out.to_path_buf(), msg: e };
-    let root = BitMapBackend::new(out, (1400, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let (left, right) = root.split_horizontally(700);
     let (mut s2, mut s3, mut last) = (Vec::new(), Vec::new(), 1.0f64);
-    for (i, (r, name)) in runs.iter().zip(names).enumerate() {
+    for (i, (r, name)) in runs.iter().zip(&names).enumerate() {
         let (steps, _) = crate::log::read(&log_of(r))?;
         let colour = RUN_COLOURS[i % RUN_COLOURS.len()];
         last = last.max(steps.iter().map(|s| s.step).max().unwrap_or(1) as f64);
@@ -131,7 +118,9 @@ fn draw_compare(runs: &[PathBuf], names: &[String], out: &Path, text: bool) -> R
     }
     let x = (0.0, last + 0.5);
     let x_desc = "optimiser step (gaps: the other modality's epochs)";
-    panel(&left, &Panel { title: "2D epochs (X-rays): loss", x_desc, y_desc: "cross-entropy (nats)", x, integer_x: true }, &s2, &[], &[], text, out)?;
-    panel(&right, &Panel { title: "3D epochs (CT): total loss", x_desc, y_desc: "cross-entropy (nats)", x, integer_x: true }, &s3, &[], &[], text, out)?;
-    Ok(root.present().map_err(|e| err(e.to_string()))?)
+    Ok(figure(out, (1400, 600), |root, text| {
+        let (left, right) = root.split_horizontally(700);
+        panel(&left, &Panel { title: "2D epochs (X-rays): loss", x_desc, y_desc: "cross-entropy (nats)", x, integer_x: true }, &s2, &[], &[], text, out)?;
+        panel(&right, &Panel { title: "3D epochs (CT): total loss", x_desc, y_desc: "cross-entropy (nats)", x, integer_x: true }, &s3, &[], &[], text, out)
+    })?)
 }

@@ -94,8 +94,8 @@ fn a_moved_run_resumes_in_its_new_directory() -> Res {
     assert!(err.contains(&format!("→ {}", new.display())), "the header does not name the new place:\n{err}");
     assert!(!old.exists(), "the old directory was created again");
     assert_eq!(records(&new, "step"), 4);
-    let events = std::fs::read_dir(&new)?.filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("events.out"))).count();
-    assert_eq!(events, 1, "one TensorBoard file per run");
+    let events = unimiss_runtime::tensorboard::event_files(&new)?;
+    assert_eq!(events.len(), 1, "one TensorBoard file per run: {events:?}");
     Ok(())
 }
 

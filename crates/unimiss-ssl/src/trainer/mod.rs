@@ -28,7 +28,7 @@ mod stats;
 pub use crate::process::{Collective, DistEnv, parse_device};
 pub use setup::mit_config;
 pub use state::CkptState;
-pub use stats::param_norm;
+pub use crate::optim::param_norm;
 use stats::EpochStats;
 
 /// The modality of `epoch`: blocks of `interval` 2D epochs then `interval` 3D epochs from 0.

@@ -1,11 +1,6 @@
-//! Running means of an epoch and the parameter norm the divergence guard watches.
+//! Running means of an epoch.
 
 use super::*;
-
-/// Global L2 norm (f64 accumulation) of a set of variables ([`crate::optim::global_norm`]).
-pub fn param_norm(vars: &BTreeMap<String, Var>) -> Result<f64> {
-    Ok(crate::optim::global_norm(vars.values().map(|v| v.as_tensor()))?)
-}
 
 /// Running means of one epoch.
 #[derive(Default)]

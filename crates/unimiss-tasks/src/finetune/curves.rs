@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 use serde::Deserialize;
 use unimiss_runtime::RuntimeError;
-use unimiss_runtime::plot::{Panel, RUN_COLOURS, Series, log_of, panel, run_names};
+use unimiss_runtime::plot::{Canvas, Panel, RUN_COLOURS, Series, figure, log_of, panel, run_names};
 
 type Result<T> = unimiss_runtime::Result<T>;
 
@@ -17,7 +17,7 @@ const METRIC: RGBColor = RGBColor(30, 80, 200);
 /// Fine-tuning: the step and epoch records of `log` → `out` (PNG, 1100×800).
 pub fn plot_task_log(log: &Path, out: &Path) -> Result<()> {
     let (steps, epochs) = read_task_log(log)?;
-    draw_finetuning(&steps, &epochs, out, true).or_else(|_| draw_finetuning(&steps, &epochs, out, false))
+    figure(out, (1100, 800), |root, text| draw_finetuning(root, &steps, &epochs, out, text))
 }
 
 /// The step and epoch records of a fine-tuning log (at least one).
@@ -70,10 +70,7 @@ fn metric_name(m: &str) -> &str {
     }
 }
 
-fn draw_finetuning(steps: &[TaskStep], epochs: &[TaskEpoch], out: &Path, text: bool) -> Result<()> {
-    let err = |e: String| RuntimeError::Plot { path: out.to_path_buf(), msg: e };
-    let root = BitMapBackend::new(out, (1100, 800)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+fn draw_finetuning(root: &Canvas<'_>, steps: &[TaskStep], epochs: &[TaskEpoch], out: &Path, text: bool) -> Result<()> {
     let (top, bottom) = root.split_vertically(400);
     let n_ep = epochs.iter().map(|e| e.epoch + 1).max().unwrap_or(1) as f64;
 
@@ -103,24 +100,15 @@ fn draw_finetuning(steps: &[TaskStep], epochs: &[TaskEpoch], out: &Path, text: b
     let title = format!("validation {name} after each epoch");
     // The same x range as the loss panel above, so epoch k sits at one x in both.
     let pv = Panel { title: &title, x_desc: "epoch", y_desc: &name, x: (0.0, n_ep + 0.5), integer_x: true };
-    panel(&bottom, &pv, &[val], &hlines, &[], text, out)?;
-    root.present().map_err(|e| err(e.to_string()))
+    panel(&bottom, &pv, &[val], &hlines, &[], text, out)
 }
 
 /// Several fine-tuning runs (run directories or their `log.jsonl`) on one figure `out`: training
 /// loss (epoch means) and validation metric per epoch, one colour per run.
 pub fn plot_compare(runs: &[PathBuf], out: &Path) -> Result<()> {
     let names = run_names(runs);
-    draw_compare(runs, &names, out, true).or_else(|_| draw_compare(runs, &names, out, false))
-}
-
-fn draw_compare(runs: &[PathBuf], names: &[String], out: &Path, text: bool) -> Result<()> {
-    let err = |e: String| RuntimeError::Plot { path: out.to_path_buf(), msg: e };
-    let root = BitMapBackend::new(out, (1100, 800)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let (top, bottom) = root.split_vertically(400);
     let (mut loss, mut val, mut metrics, mut n_ep) = (Vec::new(), Vec::new(), Vec::new(), 1.0f64);
-    for (i, (r, name)) in runs.iter().zip(names).enumerate() {
+    for (i, (r, name)) in runs.iter().zip(&names).enumerate() {
         let (steps, epochs) = read_task_log(&log_of(r))?;
         let colour = RUN_COLOURS[i % RUN_COLOURS.len()];
         n_ep = n_ep.max(epochs.iter().map(|e| e.epoch + 1).max().unwrap_or(1) as f64);
@@ -143,11 +131,13 @@ fn draw_compare(runs: &[PathBuf], names: &[String], out: &Path, text: bool) -> R
     metrics.dedup();
     let metric = if metrics.is_empty() { "metric".to_string() } else { metrics.join(" / ") };
     let x = (0.0, n_ep + 0.5);
-    let pl = Panel { title: "training loss (epoch mean)", x_desc: "epoch", y_desc: "loss", x, integer_x: true };
-    panel(&top, &pl, &loss, &[], &[], text, out)?;
     let title = format!("validation {metric} after each epoch");
-    let pv = Panel { title: &title, x_desc: "epoch", y_desc: &metric, x, integer_x: true };
-    panel(&bottom, &pv, &val, &[], &[], text, out)?;
-    root.present().map_err(|e| err(e.to_string()))
+    figure(out, (1100, 800), |root, text| {
+        let (top, bottom) = root.split_vertically(400);
+        let pl = Panel { title: "training loss (epoch mean)", x_desc: "epoch", y_desc: "loss", x, integer_x: true };
+        panel(&top, &pl, &loss, &[], &[], text, out)?;
+        let pv = Panel { title: &title, x_desc: "epoch", y_desc: &metric, x, integer_x: true };
+        panel(&bottom, &pv, &val, &[], &[], text, out)
+    })
 }
 

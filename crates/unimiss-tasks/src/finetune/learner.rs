@@ -105,7 +105,6 @@ impl FinetuneRun<'_> {
             .opt
             .step(&grads, &opts)
             .map_err(|e| TaskError::Invalid(format!("step {step} (epoch {}): {e}; the last checkpoint is kept", epoch + 1)))?;
-        self.st.step = step;
         self.next += 1;
         self.loss_sum += lv;
         let record = TaskRecord::Step(TaskStepRecord {
@@ -167,7 +166,6 @@ impl Learner for FinetuneRun<'_> {
             st.since_best += 1;
         }
         st.history.push((train_loss, metric));
-        st.next_epoch = epoch + 1;
         let best = st.best_metric.unwrap_or(f64::NAN);
         out.write(&TaskRecord::Epoch(TaskEpochRecord { epoch, step: pos.step, train_loss, metric: metric_name.into(), val_metric: metric, best, seconds }))?;
         // Drawn after every epoch, so an interrupted run has its curves too.

@@ -1,10 +1,7 @@
 //! The fine-tuning records of the run log `RUN_DIR/log.jsonl` (written by the runtime's
 //! `JsonlLog`): one per step, one per epoch with its validation, tagged by `kind`.
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
-use unimiss_runtime::log::{last_by, read_kind};
 
 /// One fine-tuning optimiser step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,11 +38,4 @@ pub struct TaskEpochRecord {
     /// Best validation metric so far.
     pub best: f64,
     pub seconds: f64,
-}
-
-/// Read a fine-tuning log: step records in step order, epoch records in epoch order.
-pub fn read_task(path: &Path) -> unimiss_runtime::Result<(Vec<TaskStepRecord>, Vec<TaskEpochRecord>)> {
-    let steps = last_by(read_kind::<TaskStepRecord>(path, "step")?, |s| s.step);
-    let epochs = last_by(read_kind::<TaskEpochRecord>(path, "epoch")?, |e| e.epoch);
-    Ok((steps, epochs))
 }

@@ -131,13 +131,13 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
     let val = job.task.read_manifest(&job.val)?;
     preflight(&job.train)?;
     preflight(&job.val)?;
-    let classes = match job.task.kind() {
-        TaskKind::Segmentation => seg_channels(job.task, &train, &job.train)?,
-        TaskKind::Classification => class_names(&train, &job.train)?,
-    };
-    let labels = match job.task.kind() {
-        TaskKind::Segmentation => vec![],
-        TaskKind::Classification => train.class_indices(classes.len(), &job.train)?,
+    let (classes, labels) = match job.task.kind() {
+        TaskKind::Segmentation => (seg_channels(job.task, &train, &job.train)?, vec![]),
+        TaskKind::Classification => {
+            let classes = class_names(&train, &job.train)?;
+            let labels = train.class_indices(classes.len(), &job.train)?;
+            (classes, labels)
+        }
     };
     let meta = TaskMeta { task: job.task, classes, config: cfg.clone() };
     std::fs::create_dir_all(&job.output).map_err(|e| TaskError::file(&job.output, e))?;
@@ -210,7 +210,7 @@ pub fn finetune(job: &FinetuneJob, dev: &Device, report: &mut dyn FnMut(&str)) -
     Ok(FinetuneOutcome {
         best_metric: run.st.best_metric.unwrap_or(f64::NAN),
         best_epoch: run.st.best_epoch,
-        epochs_run: run.st.next_epoch,
+        epochs_run: ended.position.epoch,
         stopped_early: ended.stopped_early,
     })
 }
