@@ -69,22 +69,9 @@ impl Attention {
     /// The usual self-attention is `forward(x, x, grid)`; the last block of the network passes
     /// only the class token as queries.
     pub(crate) fn forward(&self, queries: &Tensor, x: &Tensor, grid: &Grid) -> Result<Tensor> {
-        let (b, nq, c) = queries.dims3()?;
-        let h = self.heads;
-        let d = c / h;
         let q = self.q.forward(queries)?;
         let kv = self.kv.forward(&self.reduce(x, grid)?)?;
-        let nk = kv.dim(1)?;
-        let attn_out = time("attention", || {
-            // (B, N, h, d) -> (B, h, N, d); heads = 1 needs no copy.
-            let q = (q.reshape((b, nq, h, d))?.transpose(1, 2)? * self.scale)?;
-            let kv = kv.reshape((b, nk, 2, h, d))?;
-            let k = kv.narrow(2, 0, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
-            let v = kv.narrow(2, 1, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
-            let scores = q.contiguous()?.matmul(&k.t()?)?;
-            let p = crate::nn::in_f32(&scores, unimiss_ops::softmax_last_dim)?;
-            p.matmul(&v)?.transpose(1, 2)?.reshape((b, nq, c))
-        })?;
+        let attn_out = time("attention", || unimiss_ops::attention(&q, &kv, self.heads, self.scale))?;
         self.proj.forward(&attn_out)
     }
 }

@@ -83,11 +83,24 @@ pub(crate) struct Mat<'a, T> {
 /// `par` (one big product) or on the calling thread (inside a rayon task).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm<T: Elem>(m: usize, n: usize, k: usize, dst: &mut [T], acc: bool, a: Mat<T>, b: Mat<T>, par: bool) -> Result<()> {
+    gemm_scaled(m, n, k, Dst { data: dst, rs: n }, acc, T::ONE, a, b, par)
+}
+
+/// A mutable matrix view with unit column stride: element `(i, j)` is `data[i * rs + j]`.
+pub(crate) struct Dst<'a, T> {
+    pub data: &'a mut [T],
+    pub rs: usize,
+}
+
+/// `dst[m x n] = (acc ? dst : 0) + scale · a[m x k] * b[k x n]`, `dst` with any row stride (a
+/// column block of a wider matrix); threads as [`gemm`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_scaled<T: Elem>(m: usize, n: usize, k: usize, dst: Dst<T>, acc: bool, scale: T, a: Mat<T>, b: Mat<T>, par: bool) -> Result<()> {
     if m == 0 || n == 0 {
         return Ok(());
     }
     let fits = |mat: &Mat<T>, rows: usize, cols: usize| (rows - 1) * mat.rs + (cols - 1) * mat.cs < mat.data.len();
-    if k == 0 || dst.len() < m * n || !fits(&a, m, k) || !fits(&b, k, n) {
+    if k == 0 || dst.rs < n || dst.data.len() < (m - 1) * dst.rs + n || !fits(&a, m, k) || !fits(&b, k, n) {
         bail!("gemm: buffers too small for {m}x{k} * {k}x{n}")
     }
     let threads = candle::utils::get_num_threads();
@@ -99,9 +112,9 @@ pub(crate) fn gemm<T: Elem>(m: usize, n: usize, k: usize, dst: &mut [T], acc: bo
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.data.as_mut_ptr(),
             1,
-            n as isize,
+            dst.rs as isize,
             acc,
             a.data.as_ptr(),
             a.cs as isize,
@@ -110,7 +123,7 @@ pub(crate) fn gemm<T: Elem>(m: usize, n: usize, k: usize, dst: &mut [T], acc: bo
             b.cs as isize,
             b.rs as isize,
             T::ONE,
-            T::ONE,
+            scale,
             false,
             false,
             false,
@@ -119,4 +132,3 @@ pub(crate) fn gemm<T: Elem>(m: usize, n: usize, k: usize, dst: &mut [T], acc: bo
     }
     Ok(())
 }
-

@@ -11,6 +11,8 @@
 //!   ssl crates).
 //! - [`instance_norm`], [`layer_norm`], [`softmax_last_dim`], [`leaky_relu`], [`gelu`].
 //! - [`linear`]: `x Wᵀ + b` as one autograd node (GEMM forward, fused backward).
+//! - [`attention`]: multi-head `softmax(q kᵀ · scale) v` read in place from the projections, as
+//!   one autograd node (scores per block of query rows, recomputed in the backward).
 //! - [`update`]: fused multi-threaded AdamW, squared-norm and EMA passes for the optimiser.
 //! - [`interp`]: bicubic, bilinear and trilinear resizing with PyTorch's `align_corners=False`
 //!   semantics, including the scale-factor mode.
@@ -39,6 +41,7 @@
 //! ```
 
 mod activation;
+mod attention;
 mod cpu_util;
 mod conv;
 pub mod interp;
@@ -49,6 +52,7 @@ mod norm;
 pub mod update;
 
 pub use activation::{gelu, leaky_relu, softmax_last_dim};
+pub use attention::attention;
 pub use conv::{
     ConvParams, ConvTransposeParams, conv_transpose2d, conv_transpose3d, conv2d, conv3d, set_conv_column_budget,
 };
@@ -59,6 +63,7 @@ pub use norm::{instance_norm, layer_norm};
 /// The composed implementations (candle primitives only, any device and float dtype) that the
 /// public ops fall back to off the CPU kernels; exposed as test oracles.
 pub mod reference {
+    pub use crate::attention::attention_composed as attention;
     pub use crate::activation::{
         gelu_composed as gelu, leaky_relu_composed as leaky_relu, softmax_composed as softmax_last_dim,
     };

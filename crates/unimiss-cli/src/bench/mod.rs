@@ -15,8 +15,25 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use candle::Device;
 
-/// The 2-thread GEMM ceiling measured on the project's machine kind (../shared/docs/baselines.md).
-pub const GEMM_CEILING_GFLOPS: f64 = 155.0;
+/// The GEMM ceiling of this machine and device, measured now: the best of eight f32 products of
+/// 1024 × 1024 matrices through candle's matmul on all threads (the GEMM the linear layers,
+/// attention and convolutions run on), in GFLOP/s. Each benchmark worker measures it at its
+/// start and states its rates as a fraction of it (baselines.md measured about 155 on 2 cores).
+pub fn gemm_ceiling(dev: &Device) -> anyhow::Result<f64> {
+    const N: usize = 1024;
+    let a = candle::Tensor::randn(0f32, 1.0, (N, N), dev)?;
+    let b = candle::Tensor::randn(0f32, 1.0, (N, N), dev)?;
+    a.matmul(&b)?;
+    dev.synchronize()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..8 {
+        let t = Instant::now();
+        a.matmul(&b)?;
+        dev.synchronize()?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * (N as f64).powi(3) / best / 1e9)
+}
 
 /// Marks the one line of a worker's stdout that carries its JSON result.
 const RESULT: &str = "RESULT ";

@@ -16,7 +16,7 @@ use candle::{DType, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use unimiss_model::{Arch, Mit, MitConfig, Modality, profile};
 
-use super::{Baseline, default_batch, GEMM_CEILING_GFLOPS, emit_result, peak_rss_mb, run_worker, side_by_side, side_by_side_header, time_ms};
+use super::{Baseline, default_batch, emit_result, gemm_ceiling, peak_rss_mb, run_worker, side_by_side, side_by_side_header, time_ms};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -75,8 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.device, args.iters, args.warmup
     );
     println!(
-        "{:<6} {:<26} {:>10} {:>17} {:>9} {:>9}",
-        "arch", "workload", "median ms", "min–max ms", "RSS MB", "GFLOP/s"
+        "{:<6} {:<26} {:>10} {:>17} {:>9} {:>9} {:>7}",
+        "arch", "workload", "median ms", "min–max ms", "RSS MB", "GFLOP/s", "% GEMM"
     );
     let mut rows = Vec::new();
     for arch in &args.arch {
@@ -108,6 +108,8 @@ fn worker(args: &Args, spec: &str) -> anyhow::Result<()> {
     let (arch, m) = spec.split_once(':').with_context(|| format!("--worker {spec}: expected ARCH:MOD"))?;
     let (arch, m): (Arch, Modality) = (arch.parse()?, m.parse().map_err(anyhow::Error::msg)?);
     let dev = unimiss_runtime::device::parse_device(&args.device)?;
+    let ceiling = gemm_ceiling(&dev)?;
+    println!("GEMM ceiling measured now: {ceiling:.0} GFLOP/s (1024² f32 matmul, best of 8)");
     let cfg = MitConfig::preset(arch);
     let vm = VarMap::new();
     let train_model = Mit::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev).pp("backbone"))?;
@@ -140,18 +142,19 @@ fn worker(args: &Args, spec: &str) -> anyhow::Result<()> {
     for (kind, (ms, min, max), flop, peak) in [("forward", fwd, gflop, fwd_rss), ("forward+backward", fwdbwd, 3.0 * gflop, rss)] {
         let rate = flop / (ms / 1e3);
         println!(
-            "{:<6} {:<26} {:>10.1} {:>17} {:>9} {:>9.1}",
+            "{:<6} {:<26} {:>10.1} {:>17} {:>9} {:>9.1} {:>6.0}%",
             arch.to_string(),
             format!("{kind} {label}"),
             ms,
             format!("{min:.1}–{max:.1}"),
             peak.map(|r| format!("{r:.0}")).unwrap_or_else(|| "n/a".into()),
-            rate
+            rate,
+            100.0 * rate / ceiling
         );
         rows.push(serde_json::json!({
             "arch": arch.to_string(), "modality": m, "batch": x.dim(0)?, "workload": kind, "input": label,
             "device": args.device, "median_ms": ms, "min_ms": min, "max_ms": max, "peak_rss_mb": peak,
-            "gflop": flop, "gflops": rate, "fraction_of_gemm_ceiling": rate / GEMM_CEILING_GFLOPS,
+            "gflop": flop, "gflops": rate, "gemm_ceiling_gflops": ceiling, "fraction_of_gemm_ceiling": rate / ceiling,
         }));
     }
     if !args.no_profile {

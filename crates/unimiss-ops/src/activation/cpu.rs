@@ -26,23 +26,23 @@ fn rows_block(len: usize) -> usize {
 }
 
 fn softmax_rows<T: Float>(x: &[T], len: usize) -> Vec<T> {
-    let mut y = vec![T::from_f64(0.0); x.len()];
-    y.par_chunks_mut(rows_block(len)).zip(x.par_chunks(rows_block(len))).for_each(|(yb, xb)| {
-        for (yr, xr) in yb.chunks_mut(len).zip(xb.chunks(len)) {
-            let max = xr.iter().copied().fold(xr[0], |a, b| if b > a { b } else { a });
-            // Separate loops so that the exponentials vectorise.
-            for (o, &v) in yr.iter_mut().zip(xr) {
-                *o = (v - max).exp();
-            }
-            let inv = T::from_f64(1.0 / lane_sum(yr.iter().map(|v| v.to_f64())));
-            yr.iter_mut().for_each(|o| *o *= inv);
-        }
-    });
+    let mut y = x.to_vec();
+    y.par_chunks_mut(rows_block(len)).for_each(|yb| yb.chunks_mut(len).for_each(softmax_in_place));
     y
 }
 
+/// Softmax of one row, in place (max-shifted; the sum accumulated in f64).
+pub(crate) fn softmax_in_place<T: Float>(r: &mut [T]) {
+    let Some(&first) = r.first() else { return };
+    let max = r.iter().copied().fold(first, |a, b| if b > a { b } else { a });
+    // Separate loops so that the exponentials vectorise.
+    r.iter_mut().for_each(|v| *v = (*v - max).exp());
+    let inv = T::from_f64(1.0 / lane_sum(r.iter().map(|v| v.to_f64())));
+    r.iter_mut().for_each(|v| *v *= inv);
+}
+
 /// Sum in four independent lanes (lets the compiler overlap the additions).
-fn lane_sum(it: impl Iterator<Item = f64>) -> f64 {
+pub(crate) fn lane_sum(it: impl Iterator<Item = f64>) -> f64 {
     let mut acc = [0.0f64; 4];
     for (i, v) in it.enumerate() {
         acc[i & 3] += v;

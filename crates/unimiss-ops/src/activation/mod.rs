@@ -3,7 +3,7 @@
 //! On the CPU (f32/f64) both run as fused kernels with fused backward passes; elsewhere they are
 //! composed from differentiable candle primitives.
 
-mod cpu;
+pub(crate) mod cpu;
 mod gelu;
 
 use candle::{D, DType, Result, Tensor, bail};

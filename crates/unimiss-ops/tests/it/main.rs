@@ -2,6 +2,7 @@
 //! against central finite differences, and bad arguments.
 
 mod common;
+mod attention;
 mod composed;
 mod conv;
 #[cfg(feature = "cuda")]
