@@ -56,9 +56,8 @@ impl Head {
         let z = self.mlp[2].forward(&time("gelu", || h.gelu_erf())?)?;
         time("head_norm", || {
             let z = z.broadcast_div(&z.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.maximum(1e-12)?)?;
-            // ẑ · (g·v/‖v‖)ᵀ = (ẑ · vᵀ) scaled per column by g/‖v‖: N·out instead of out·bottleneck.
-            let col = self.weight_g.detach().broadcast_div(&self.weight_v.sqr()?.sum_keepdim(1)?.sqrt()?)?;
-            z.matmul(&self.weight_v.t()?)?.broadcast_mul(&col.t()?)
+            // ẑ · (g·v/‖v‖)ᵀ = (ẑ · vᵀ) scaled per column by g/‖v‖, one node with a fused backward.
+            unimiss_ops::weight_norm_linear(&z, &self.weight_v, &self.weight_g.detach())
         })
     }
 }

@@ -13,6 +13,8 @@
 //! - [`linear`]: `x Wᵀ + b` as one autograd node (GEMM forward, fused backward).
 //! - [`attention`]: multi-head `softmax(q kᵀ · scale) v` read in place from the projections, as
 //!   one autograd node (scores per block of query rows, recomputed in the backward).
+//! - [`weight_norm_linear`]: the DINO head's weight-normalised last layer as one autograd node
+//!   (the normalised weight is never built).
 //! - [`update`]: fused multi-threaded AdamW, squared-norm and EMA passes for the optimiser.
 //! - [`interp`]: bicubic, bilinear and trilinear resizing with PyTorch's `align_corners=False`
 //!   semantics, including the scale-factor mode.
@@ -50,6 +52,7 @@ pub mod profile;
 mod linear;
 mod norm;
 pub mod update;
+mod weight_norm;
 
 pub use activation::{gelu, leaky_relu, softmax_last_dim};
 pub use attention::attention;
@@ -59,6 +62,7 @@ pub use conv::{
 pub use modality::{Modality, PerModality};
 pub use linear::linear;
 pub use norm::{instance_norm, layer_norm};
+pub use weight_norm::weight_norm_linear;
 
 /// The composed implementations (candle primitives only, any device and float dtype) that the
 /// public ops fall back to off the CPU kernels; exposed as test oracles.
@@ -70,4 +74,5 @@ pub mod reference {
     pub use crate::conv::reference::{conv_transpose3d, conv3d};
     pub use crate::linear::linear_composed as linear;
     pub use crate::norm::{instance_norm_composed as instance_norm, layer_norm_composed as layer_norm};
+    pub use crate::weight_norm::weight_norm_linear_composed as weight_norm_linear;
 }

@@ -13,3 +13,4 @@ mod modality;
 mod linear;
 mod norm;
 mod update;
+mod weight_norm;
