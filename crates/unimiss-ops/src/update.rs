@@ -7,7 +7,7 @@
 //! the same order and precision (f32), so both give the same values up to the rounding of the
 //! squared-norm sum, which the fused pass accumulates in f64.
 
-use candle::{CpuStorage, DType, Result, Storage, Tensor};
+use candle::{CpuStorage, DType, Layout, Result, Storage, Tensor};
 use rayon::prelude::*;
 
 /// Elements per rayon task.
@@ -52,87 +52,172 @@ pub struct AdamWStep {
 /// One fused AdamW update: with θ' = θ·decay, g = grad·grad_scale (0 when `grad` is `None`, the
 /// PyTorch<2.0 leftover zero gradient), m' = β₁m + (1−β₁)g, v' = β₂v + (1−β₂)g²,
 /// θ'' = θ' − (lr/bc₁)·m' / (√v'/√bc₂ + ε). `m`, `v` `None` = zero (first step). Returns
-/// (θ'', m', v'), or `None` unless every operand is a contiguous f32 CPU tensor of θ's size.
+/// (θ'', m', v') as new tensors (the passes of [`adamw_in_place`] on copies), or `None` unless
+/// every operand is a contiguous f32 CPU tensor of θ's size.
 pub fn adamw(theta: &Tensor, grad: Option<&Tensor>, m: Option<&Tensor>, v: Option<&Tensor>, s: &AdamWStep) -> Result<Option<(Tensor, Tensor, Tensor)>> {
     let n = theta.elem_count();
-    let sized = |t: Option<&Tensor>| t.is_none_or(|t| t.elem_count() == n);
-    if !(sized(grad) && sized(m) && sized(v)) {
+    let fits = |t: &Tensor| t.elem_count() == n && with_f32(t, |_| ()).is_some();
+    if !(fits(theta) && grad.is_none_or(fits) && m.is_none_or(fits) && v.is_none_or(fits)) {
         return Ok(None);
+    }
+    let own = |t: Option<&Tensor>| t.map_or_else(|| theta.zeros_like(), Tensor::copy);
+    let (t, m, v) = (theta.copy()?, own(m)?, own(v)?);
+    if !adamw_in_place(&t, grad, &m, &v, s)? {
+        candle::bail!("adamw: internal error, checked operands left the fused path")
+    }
+    Ok(Some((t, m, v)))
+}
+
+/// [`adamw`] where the buffers are: `theta`, `m` and `v` are overwritten with θ'', m', v' (the
+/// same f32 arithmetic, so the same values bit for bit) and no buffer is allocated. Three passes
+/// (the two moments from the gradient, then θ from both). Returns `false`, having changed
+/// nothing, unless every operand is a contiguous f32 CPU tensor of θ's size; the caller then
+/// takes [`adamw`] or [`adamw_composed`]. `m` and `v` must not share storage with anything that
+/// expects their old values (the optimiser owns them).
+pub fn adamw_in_place(theta: &Tensor, grad: Option<&Tensor>, m: &Tensor, v: &Tensor, s: &AdamWStep) -> Result<bool> {
+    let n = theta.elem_count();
+    let ok = |t: &Tensor| t.elem_count() == n && with_f32(t, |_| ()).is_some();
+    if !(ok(theta) && ok(m) && ok(v) && grad.is_none_or(ok)) {
+        return Ok(false);
     }
     let f = |x: f64| x as f32;
-    let (decay, b1, b2, eps) = (f(s.decay), f(s.beta1), f(s.beta2), f(s.eps));
-    let (c1, c2) = (f(1.0 - s.beta1), f(1.0 - s.beta2));
-    // The composed path divides by √bc₂ as candle does, i.e. multiplies by its reciprocal.
-    let (inv_sqrt_bc2, step, scale) = (f(1.0 / s.bias_correction2.sqrt()), f(s.lr / s.bias_correction1), f(s.grad_scale));
-    let mut out_t = vec![0f32; n];
-    let mut out_m = vec![0f32; n];
-    let mut out_v = vec![0f32; n];
-    let mut run = |th: &[f32], g: Option<&[f32]>, m0: Option<&[f32]>, v0: Option<&[f32]>| {
-        out_t.par_chunks_mut(CHUNK).zip(out_m.par_chunks_mut(CHUNK)).zip(out_v.par_chunks_mut(CHUNK)).enumerate().for_each(
-            |(i, ((ot, om), ov))| {
-                let r = i * CHUNK..(i * CHUNK + ot.len());
-                let th = &th[r.clone()];
-                let (g, m0, v0) = (g.map(|x| &x[r.clone()]), m0.map(|x| &x[r.clone()]), v0.map(|x| &x[r]));
-                for j in 0..ot.len() {
-                    let t = if decay != 1.0 { th[j] * decay } else { th[j] };
-                    let mp = m0.map_or(0.0, |m| m[j]) * b1;
-                    let vp = v0.map_or(0.0, |v| v[j]) * b2;
-                    let (mj, vj) = match g {
-                        Some(g) => {
-                            let gj = if scale != 1.0 { g[j] * scale } else { g[j] };
-                            (mp + gj * c1, vp + gj * gj * c2)
-                        }
-                        None => (mp, vp),
-                    };
-                    let denom = vj.sqrt() * inv_sqrt_bc2 + eps;
-                    ot[j] = t - mj / denom * step;
-                    om[j] = mj;
-                    ov[j] = vj;
-                }
-            },
-        )
-    };
-    // Nested views: each operand's slice is borrowed while the pass runs.
-    let done = with_f32(theta, |th| {
-        let opt = |t: Option<&Tensor>, k: &mut dyn FnMut(Option<&[f32]>) -> Option<()>| match t {
-            Some(t) => with_f32(t, |x| k(Some(x))).flatten(),
-            None => k(None),
-        };
-        opt(grad, &mut |g| opt(m, &mut |m0| opt(v, &mut |v0| {
-            run(th, g, m0, v0);
-            Some(())
-        })))
-    })
-    .flatten();
-    if done.is_none() {
-        return Ok(None);
+    let scale = f(s.grad_scale);
+    for (t, beta, c, square) in [(m, f(s.beta1), f(1.0 - s.beta1), false), (v, f(s.beta2), f(1.0 - s.beta2), true)] {
+        match grad {
+            Some(g) => t.inplace_op2(g, &Moment { beta, c, scale, square })?,
+            None => t.inplace_op1(&Moment { beta, c, scale, square })?,
+        }
     }
-    let (shape, dev) = (theta.shape(), theta.device());
-    Ok(Some((Tensor::from_vec(out_t, shape, dev)?, Tensor::from_vec(out_m, shape, dev)?, Tensor::from_vec(out_v, shape, dev)?)))
+    let step = ParamStep { decay: f(s.decay), eps: f(s.eps), inv_sqrt_bc2: f(1.0 / s.bias_correction2.sqrt()), step: f(s.lr / s.bias_correction1) };
+    theta.inplace_op3(m, v, &step)?;
+    Ok(true)
+}
+
+/// The contiguous f32 slice of an in-place op's destination.
+fn dst_f32<'a>(op: &str, dst: &'a mut CpuStorage, l: &Layout) -> Result<&'a mut [f32]> {
+    let Some((lo, hi)) = l.contiguous_offsets() else { candle::bail!("{op}: destination is not contiguous") };
+    match dst {
+        CpuStorage::F32(v) => Ok(&mut v[lo..hi]),
+        _ => candle::bail!("{op}: destination is not f32"),
+    }
+}
+
+/// The contiguous f32 slice of an in-place op's source.
+fn src_f32<'a>(op: &str, src: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    let Some((lo, hi)) = l.contiguous_offsets() else { candle::bail!("{op}: source is not contiguous") };
+    match src {
+        CpuStorage::F32(v) => Ok(&v[lo..hi]),
+        _ => candle::bail!("{op}: source is not f32"),
+    }
+}
+
+/// A moment in place: `m ← m·β + g·c` (`square`: `m ← m·β + g·g·c`), `g` scaled first; without
+/// a gradient `m ← m·β`. [`adamw`]'s expressions, in its order.
+struct Moment {
+    beta: f32,
+    c: f32,
+    scale: f32,
+    square: bool,
+}
+
+impl candle::InplaceOp1 for Moment {
+    fn name(&self) -> &'static str {
+        "unimiss-adamw-moment"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, l: &Layout) -> Result<()> {
+        let beta = self.beta;
+        dst_f32(candle::InplaceOp1::name(self), dst, l)?.par_chunks_mut(CHUNK).for_each(|d| d.iter_mut().for_each(|x| *x *= beta));
+        Ok(())
+    }
+}
+
+impl candle::InplaceOp2 for Moment {
+    fn name(&self) -> &'static str {
+        "unimiss-adamw-moment"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, l: &Layout, g: &CpuStorage, gl: &Layout) -> Result<()> {
+        let name = candle::InplaceOp2::name(self);
+        let (g, d) = (src_f32(name, g, gl)?, dst_f32(name, dst, l)?);
+        let Self { beta, c, scale, square } = *self;
+        d.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(|(d, g)| {
+            for (x, &gv) in d.iter_mut().zip(g) {
+                let gj = if scale != 1.0 { gv * scale } else { gv };
+                *x = if square { *x * beta + gj * gj * c } else { *x * beta + gj * c };
+            }
+        });
+        Ok(())
+    }
+}
+
+/// θ in place from the updated moments: `θ ← θ·decay − m / (√v·(1/√bc₂) + ε) · lr/bc₁`.
+struct ParamStep {
+    decay: f32,
+    eps: f32,
+    inv_sqrt_bc2: f32,
+    step: f32,
+}
+
+impl candle::InplaceOp3 for ParamStep {
+    fn name(&self) -> &'static str {
+        "unimiss-adamw-step"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, l: &Layout, m: &CpuStorage, ml: &Layout, v: &CpuStorage, vl: &Layout) -> Result<()> {
+        let name = self.name();
+        let (m, v, th) = (src_f32(name, m, ml)?, src_f32(name, v, vl)?, dst_f32(name, dst, l)?);
+        let Self { decay, eps, inv_sqrt_bc2, step } = *self;
+        th.par_chunks_mut(CHUNK).zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK))).for_each(|(th, (m, v))| {
+            for (t, (&mj, &vj)) in th.iter_mut().zip(m.iter().zip(v)) {
+                let tv = if decay != 1.0 { *t * decay } else { *t };
+                let denom = vj.sqrt() * inv_sqrt_bc2 + eps;
+                *t = tv - mj / denom * step;
+            }
+        });
+        Ok(())
+    }
+}
+
+/// [`ema`] in place: `a ← m·a + (1 − m)·b` where `a` is, the same values; `false`, having changed
+/// nothing, unless both are contiguous f32 CPU tensors of one size.
+pub fn ema_in_place(a: &Tensor, b: &Tensor, m: f64) -> Result<bool> {
+    let ok = |t: &Tensor| with_f32(t, |_| ()).is_some();
+    if a.elem_count() != b.elem_count() || !ok(a) || !ok(b) {
+        return Ok(false);
+    }
+    a.inplace_op2(b, &Ema { m: m as f32, c: (1.0 - m) as f32 })?;
+    Ok(true)
+}
+
+struct Ema {
+    m: f32,
+    c: f32,
+}
+
+impl candle::InplaceOp2 for Ema {
+    fn name(&self) -> &'static str {
+        "unimiss-ema"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, l: &Layout, b: &CpuStorage, bl: &Layout) -> Result<()> {
+        let name = candle::InplaceOp2::name(self);
+        let (b, a) = (src_f32(name, b, bl)?, dst_f32(name, dst, l)?);
+        let Self { m, c } = *self;
+        a.par_chunks_mut(CHUNK).zip(b.par_chunks(CHUNK)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(x, y)| *x = *x * m + y * c));
+        Ok(())
+    }
 }
 
 /// `m·a + (1 − m)·b` (the EMA teacher update) in one pass, or `None` unless both are contiguous
 /// f32 CPU tensors of one size.
 pub fn ema(a: &Tensor, b: &Tensor, m: f64) -> Result<Option<Tensor>> {
-    if a.elem_count() != b.elem_count() {
+    let ok = |t: &Tensor| with_f32(t, |_| ()).is_some();
+    if a.elem_count() != b.elem_count() || !ok(a) || !ok(b) {
         return Ok(None);
     }
-    let (m32, c) = (m as f32, (1.0 - m) as f32);
-    let mut out = vec![0f32; a.elem_count()];
-    let done = with_f32(a, |x| {
-        with_f32(b, |y| {
-            out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(o, (x, y))| {
-                for ((o, x), y) in o.iter_mut().zip(x).zip(y) {
-                    *o = x * m32 + y * c;
-                }
-            })
-        })
-    })
-    .flatten();
-    match done {
-        Some(()) => Ok(Some(Tensor::from_vec(out, a.shape(), a.device())?)),
-        None => Ok(None),
-    }
+    let out = a.copy()?;
+    Ok(ema_in_place(&out, b, m)?.then_some(out))
 }
 
 /// [`sum_sq`] composed from candle ops (any device and float dtype): `Σ t²` in f64.

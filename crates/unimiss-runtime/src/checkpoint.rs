@@ -316,7 +316,8 @@ impl Loaded {
             let meta = *params.get(&p.name).ok_or_else(|| self.err(format!("state.json has no optimiser entry for {}", p.name)))?;
             p.has_grad = meta.has_grad;
             p.state = match (self.optimizer.get(&format!("exp_avg.{}", p.name)), self.optimizer.get(&format!("exp_avg_sq.{}", p.name))) {
-                (Some(m), Some(v)) => Some(ParamState { exp_avg: m.clone(), exp_avg_sq: v.clone(), step: meta.step }),
+                // Copies: the optimiser updates its moments in place.
+                (Some(m), Some(v)) => Some(ParamState { exp_avg: m.copy()?, exp_avg_sq: v.copy()?, step: meta.step }),
                 (None, None) if meta.step == 0 => None,
                 _ => return Err(self.err(format!("optimizer state of {} is incomplete", p.name))),
             };

@@ -241,14 +241,24 @@ impl AdamW {
                 lr: o.lr,
                 grad_scale,
             };
-            let st = p.state.as_ref();
-            let (m0, v0) = (st.map(|s| &s.exp_avg), st.map(|s| &s.exp_avg_sq));
-            // The fused pass on contiguous f32 CPU tensors, the same arithmetic composed elsewhere.
-            let (new, m, v) = match unimiss_ops::update::adamw(&theta, g.as_ref(), m0, v0, &fused)? {
-                Some(r) => r,
-                None => unimiss_ops::update::adamw_composed(&theta, g.as_ref(), m0, v0, &fused)?,
-            };
             if g.is_some() { report.stepped += 1 } else { report.stepped_zero_grad += 1 }
+            // On contiguous f32 CPU tensors the update runs where the parameter and its moments
+            // are (no buffer allocated); elsewhere the same arithmetic composed, into new tensors.
+            let (m0, v0) = match &p.state {
+                Some(s) => (s.exp_avg.clone(), s.exp_avg_sq.clone()),
+                None if theta.device().is_cpu() => (theta.zeros_like()?, theta.zeros_like()?),
+                None => {
+                    let (new, m, v) = unimiss_ops::update::adamw_composed(&theta, g.as_ref(), None, None, &fused)?;
+                    p.var.set(&new)?;
+                    p.state = Some(ParamState { exp_avg: m, exp_avg_sq: v, step });
+                    continue;
+                }
+            };
+            if unimiss_ops::update::adamw_in_place(p.var.as_tensor(), g.as_ref(), &m0, &v0, &fused)? {
+                p.state = Some(ParamState { exp_avg: m0, exp_avg_sq: v0, step });
+                continue;
+            }
+            let (new, m, v) = unimiss_ops::update::adamw_composed(&theta, g.as_ref(), Some(&m0), Some(&v0), &fused)?;
             p.var.set(&new)?;
             p.state = Some(ParamState { exp_avg: m, exp_avg_sq: v, step });
         }
@@ -295,11 +305,9 @@ pub fn ema_update(teacher: &BTreeMap<String, Var>, student: &BTreeMap<String, Va
         let Some(s) = student.get(name) else {
             candle::bail!("EMA: teacher parameter {name} has no student parameter of that name")
         };
-        let new = match unimiss_ops::update::ema(t.as_tensor(), s.as_tensor(), m)? {
-            Some(new) => new,
-            None => unimiss_ops::update::ema_composed(t.as_tensor(), s.as_tensor(), m)?,
-        };
-        t.set(&new)?;
+        if !unimiss_ops::update::ema_in_place(t.as_tensor(), s.as_tensor(), m)? {
+            t.set(&unimiss_ops::update::ema_composed(t.as_tensor(), s.as_tensor(), m)?)?;
+        }
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! CUDA and in other dtypes) against the fused passes on the CPU.
 
 use candle::{DType, Result, Tensor};
-use unimiss_ops::update::{AdamWStep, adamw, adamw_composed, ema, ema_composed, sum_sq, sum_sq_composed};
+use unimiss_ops::update::{AdamWStep, adamw, adamw_composed, adamw_in_place, ema, ema_composed, ema_in_place, sum_sq, sum_sq_composed};
 
 use crate::common::{Tol, assert_close, tensor, values};
 
@@ -109,5 +109,39 @@ fn composed_updates_match_the_fused_passes() -> Result<()> {
     let b = f32t(16, n)?;
     let want = values(&ema(&a, &b, 0.996)?.expect("f32 CPU"))?;
     assert_close("ema composed", &values(&ema_composed(&a, &b, 0.996)?)?, &want, SAME_F32);
+    Ok(())
+}
+
+/// The in-place passes change the buffers where they are (a clone taken before sees the new
+/// values), give `adamw`/`ema`'s values bit for bit, and leave everything unchanged off the f32
+/// CPU path.
+#[test]
+fn in_place_updates_write_where_the_buffers_are() -> Result<()> {
+    let n = 70_001;
+    let bits = |t: &Tensor| -> Result<Vec<u32>> { Ok(t.to_vec1::<f32>()?.iter().map(|x| x.to_bits()).collect()) };
+    for (case, with_grad, _, decay, scale) in CASES {
+        let s = step(decay, scale);
+        let (theta, g, m, v) = (f32t(21, n)?, f32t(22, n)?, f32t(23, n)?, f32t(24, n)?.abs()?);
+        let gt = with_grad.then_some(&g);
+        let want = adamw(&theta, gt, Some(&m), Some(&v), &s)?.expect("f32 CPU");
+        let (alias_t, alias_m, alias_v) = (theta.clone(), m.clone(), v.clone());
+        assert!(adamw_in_place(&theta, gt, &m, &v, &s)?, "{case}: f32 CPU tensors are updated in place");
+        for (what, got, w) in [("theta", &alias_t, &want.0), ("m", &alias_m, &want.1), ("v", &alias_v, &want.2)] {
+            assert_eq!(bits(got)?, bits(w)?, "adamw in place {case} {what}");
+        }
+    }
+    let (a, b) = (f32t(25, n)?, f32t(26, n)?);
+    let want = ema(&a, &b, 0.996)?.expect("f32 CPU");
+    let alias = a.clone();
+    assert!(ema_in_place(&a, &b, 0.996)?);
+    assert_eq!(bits(&alias)?, bits(&want)?, "ema in place");
+    // Off the path nothing changes.
+    let (t64, m64) = (f32t(27, 5)?.to_dtype(DType::F64)?, f32t(28, 5)?.to_dtype(DType::F64)?);
+    let before = values(&t64)?;
+    assert!(!adamw_in_place(&t64, None, &m64, &m64, &step(1.0, 1.0))?);
+    assert!(!ema_in_place(&t64, &m64, 0.5)?);
+    assert_eq!(values(&t64)?, before);
+    let short = f32t(29, 3)?;
+    assert!(!adamw_in_place(&f32t(30, 5)?, Some(&short), &f32t(31, 5)?, &f32t(32, 5)?, &step(1.0, 1.0))?, "mismatched sizes are refused");
     Ok(())
 }
