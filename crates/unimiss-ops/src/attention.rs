@@ -111,10 +111,13 @@ impl Attention {
         let Shape3 { b, nq, nk, c, h, d } = self.shape;
         let mut out = vec![T::ZERO; b * nq * c];
         let block = rows_per_block(nk);
-        let tasks: Vec<(usize, &mut [T])> =
-            out.chunks_mut(nq * c).enumerate().flat_map(|(bi, ob)| ob.chunks_mut(block * c).map(move |blk| (bi, blk))).collect();
-        let starts: Vec<usize> = (0..b).flat_map(|_| (0..nq).step_by(block)).collect();
-        tasks.into_par_iter().zip(starts).try_for_each(|((bi, o), r0)| -> Result<()> {
+        // One task per (sample, block of query rows): its output rows are its own.
+        let tasks: Vec<(usize, usize, &mut [T])> = out
+            .chunks_mut(nq * c)
+            .enumerate()
+            .flat_map(|(bi, ob)| ob.chunks_mut(block * c).enumerate().map(move |(i, blk)| (bi, i * block, blk)))
+            .collect();
+        tasks.into_par_iter().try_for_each(|(bi, r0, o)| -> Result<()> {
             let rows = o.len() / c;
             let mut s = vec![T::ZERO; rows * nk];
             for hi in 0..h {
@@ -244,7 +247,7 @@ impl CustomOp3 for AttentionGrad {
             || a.backward(slice::<f32>(n, s1, l1)?, slice::<f32>(n, s2, l2)?, slice::<f32>(n, s3, l3)?),
             || a.backward(slice::<f64>(n, s1, l1)?, slice::<f64>(n, s2, l2)?, slice::<f64>(n, s3, l3)?),
         )?;
-        let len = out.as_slice::<f32>().map(<[f32]>::len).or_else(|_| out.as_slice::<f64>().map(<[f64]>::len))?;
-        Ok((out, Shape::from(len)))
+        let Shape3 { b, nq, nk, c, .. } = a.shape;
+        Ok((out, Shape::from(b * nq * c + b * nk * 2 * c)))
     }
 }

@@ -13,7 +13,7 @@ use candle::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Storage, Tenso
 use rayon::prelude::*;
 
 use crate::activation::cpu::lane_sum;
-use crate::cpu_util::{Dst, Elem, Mat, float_dtype, gemm, gemm_scaled, slice};
+use crate::cpu_util::{Elem, Mat, float_dtype, gemm, slice};
 
 /// `z [N, B]`, `v [K, B]`, `g [K, 1]` → `[N, K]`, `y[n, j] = g_j (z_n · v_j) / ‖v_j‖` (no eps, as
 /// PyTorch's `_weight_norm`). On the CPU in f32/f64 one custom op with a fused backward (to `z`,
@@ -51,9 +51,11 @@ struct WnLinear {
     b: usize,
 }
 
-/// `‖v_j‖` of every row of `v [K, B]`, summed in f64.
-fn row_norms<T: Elem>(v: &[T], b: usize) -> Vec<f64> {
-    v.par_chunks(b).map(|r| lane_sum(r.iter().map(|x| x.to_f64() * x.to_f64())).sqrt()).collect()
+/// `‖v_j‖` of every row of `v [K, B]` (summed in f64) and the column scales `g_j / ‖v_j‖`.
+fn norms_and_scales<T: Elem>(v: &[T], g: &[T], b: usize) -> (Vec<f64>, Vec<T>) {
+    let norms: Vec<f64> = v.par_chunks(b).map(|r| lane_sum(r.iter().map(|x| x.to_f64() * x.to_f64())).sqrt()).collect();
+    let col = norms.iter().zip(g).map(|(nv, gj)| T::from_f64(gj.to_f64() / nv)).collect();
+    (norms, col)
 }
 
 impl WnLinear {
@@ -61,7 +63,7 @@ impl WnLinear {
         let (n, k, b) = (self.n, self.k, self.b);
         let mut y = vec![T::ZERO; n * k];
         gemm(n, k, b, &mut y, false, Mat { data: z, rs: b, cs: 1 }, Mat { data: v, rs: 1, cs: b }, true)?;
-        let col: Vec<T> = row_norms(v, b).iter().zip(g).map(|(nv, gj)| T::from_f64(gj.to_f64() / nv)).collect();
+        let (_, col) = norms_and_scales(v, g, b);
         y.par_chunks_mut(k).for_each(|row| row.iter_mut().zip(&col).for_each(|(o, c)| *o = *o * *c));
         Ok(y)
     }
@@ -69,17 +71,16 @@ impl WnLinear {
     /// `[dz (N·B) | dv (K·B) | dg (K)]` from `gy [N, K]`.
     fn backward<T: Elem>(&self, z: &[T], v: &[T], g: &[T], gy: &[T]) -> Result<Vec<T>> {
         let (n, k, b) = (self.n, self.k, self.b);
-        let norms = row_norms(v, b);
+        let (norms, col) = norms_and_scales(v, g, b);
         let mut out = vec![T::ZERO; n * b + k * b + k];
         let (dz, rest) = out.split_at_mut(n * b);
         let (dv, dg) = rest.split_at_mut(k * b);
         // dz = (gy ⊙ g/‖v‖) v.
-        let col: Vec<T> = norms.iter().zip(g).map(|(nv, gj)| T::from_f64(gj.to_f64() / nv)).collect();
         let mut gs = gy.to_vec();
         gs.par_chunks_mut(k).for_each(|row| row.iter_mut().zip(&col).for_each(|(o, c)| *o = *o * *c));
         gemm(n, b, k, dz, false, Mat { data: &gs, rs: k, cs: 1 }, Mat { data: v, rs: b, cs: 1 }, true)?;
         // G = gyᵀ z into dv, then per row j: dg_j = (v_j · G_j)/‖v_j‖, dv_j = c_j (G_j − v_j (v_j · G_j)/‖v_j‖²).
-        gemm_scaled(k, b, n, Dst { data: dv, rs: b }, false, T::ONE, Mat { data: gy, rs: 1, cs: k }, Mat { data: z, rs: b, cs: 1 }, true)?;
+        gemm(k, b, n, dv, false, Mat { data: gy, rs: 1, cs: k }, Mat { data: z, rs: b, cs: 1 }, true)?;
         dv.par_chunks_mut(b).zip(v.par_chunks(b)).zip(dg.par_iter_mut()).zip(norms.par_iter().zip(&col)).for_each(
             |(((dvj, vj), dgj), (&nv, &c))| {
                 let dot = lane_sum(vj.iter().zip(dvj.iter()).map(|(a, b)| a.to_f64() * b.to_f64()));

@@ -244,15 +244,10 @@ impl AdamW {
             if g.is_some() { report.stepped += 1 } else { report.stepped_zero_grad += 1 }
             // On contiguous f32 CPU tensors the update runs where the parameter and its moments
             // are (no buffer allocated); elsewhere the same arithmetic composed, into new tensors.
+            // The first step's moments are zero either way.
             let (m0, v0) = match &p.state {
                 Some(s) => (s.exp_avg.clone(), s.exp_avg_sq.clone()),
-                None if theta.device().is_cpu() => (theta.zeros_like()?, theta.zeros_like()?),
-                None => {
-                    let (new, m, v) = unimiss_ops::update::adamw_composed(&theta, g.as_ref(), None, None, &fused)?;
-                    p.var.set(&new)?;
-                    p.state = Some(ParamState { exp_avg: m, exp_avg_sq: v, step });
-                    continue;
-                }
+                None => (theta.zeros_like()?, theta.zeros_like()?),
             };
             if unimiss_ops::update::adamw_in_place(p.var.as_tensor(), g.as_ref(), &m0, &v0, &fused)? {
                 p.state = Some(ParamState { exp_avg: m0, exp_avg_sq: v0, step });

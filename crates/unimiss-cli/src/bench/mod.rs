@@ -23,16 +23,11 @@ pub fn gemm_ceiling(dev: &Device) -> anyhow::Result<f64> {
     const N: usize = 1024;
     let a = candle::Tensor::randn(0f32, 1.0, (N, N), dev)?;
     let b = candle::Tensor::randn(0f32, 1.0, (N, N), dev)?;
-    a.matmul(&b)?;
-    dev.synchronize()?;
-    let mut best = f64::INFINITY;
-    for _ in 0..8 {
-        let t = Instant::now();
+    let (_, best_ms, _) = time_ms(8, 1, dev, || {
         a.matmul(&b)?;
-        dev.synchronize()?;
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    Ok(2.0 * (N as f64).powi(3) / best / 1e9)
+        Ok(())
+    })?;
+    Ok(2.0 * (N as f64).powi(3) / (best_ms / 1e3) / 1e9)
 }
 
 /// Marks the one line of a worker's stdout that carries its JSON result.
